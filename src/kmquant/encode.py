@@ -1,0 +1,201 @@
+"""Write quantized images: indexed PNG (the real compressed form) or any Pillow format, atomically.
+
+An indexed PNG stores 1, 2, 4 or 8 bits per pixel plus a palette of K colours; the bit depth is the
+smallest that holds K. Translucent palette entries come first so the tRNS chunk stays short.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from .errors import InvalidOptionError, OutputExistsError, OutputNotWritableError
+
+__all__ = [
+    "order_palette",
+    "png_bit_depth",
+    "encode_png",
+    "encode_as",
+    "write_atomic",
+    "FORMAT_EXTENSIONS",
+]
+
+#: Pillow format name → file extension used for default output names.
+FORMAT_EXTENSIONS = {
+    "PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif",
+}
+
+
+def order_palette(
+    palette: NDArray[np.uint8], indices: NDArray[np.uint8]
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Drop unused entries and sort the palette: translucent first (by alpha), then by luma.
+
+    Neighbouring indices then hold similar colours, which keeps filtered PNG rows small, and the
+    tRNS chunk only needs the leading translucent entries.
+
+    Parameters
+    ----------
+    palette : (K, C) uint8 ndarray
+    indices : (H, W) uint8 ndarray
+
+    Returns
+    -------
+    palette : (K', C) uint8 ndarray
+        K' ≤ K used entries.
+    indices : (H, W) uint8 ndarray
+        Rewritten to the new order.
+    """
+    used = np.flatnonzero(np.bincount(indices.ravel(), minlength=palette.shape[0]))
+    entries = palette[used].astype(np.int64)
+    if palette.shape[1] >= 3:
+        luma = 299 * entries[:, 0] + 587 * entries[:, 1] + 114 * entries[:, 2]
+    else:
+        luma = entries[:, 0]
+    alpha = entries[:, 3] if palette.shape[1] == 4 else np.full(used.size, 255)
+    order = np.lexsort((luma, alpha))  # last key first: alpha, then luma
+    lookup = np.zeros(palette.shape[0], dtype=np.uint8)
+    lookup[used[order]] = np.arange(used.size, dtype=np.uint8)
+    return np.ascontiguousarray(palette[used[order]]), lookup[indices]
+
+
+def png_bit_depth(n_colors: int) -> int:
+    """Smallest PNG palette bit depth (1, 2, 4 or 8) that holds ``n_colors`` entries."""
+    for bits in (1, 2, 4):
+        if n_colors <= 1 << bits:
+            return bits
+    return 8
+
+
+def encode_png(palette: NDArray[np.uint8], indices: NDArray[np.uint8]) -> bytes:
+    """Encode an indexed PNG at maximum deflate.
+
+    Parameters
+    ----------
+    palette : (K, C) uint8 ndarray
+        C = 1 (grey), 3 (RGB) or 4 (RGBA); K ≤ 256.
+    indices : (H, W) uint8 ndarray
+
+    Returns
+    -------
+    bytes
+        A palette PNG of the smallest bit depth for K, with tRNS when any entry is translucent.
+        For grey palettes, an 8-bit greyscale PNG of the same pixels is written instead when it
+        is smaller.
+    """
+    k, channels = palette.shape
+    if k > 256:
+        raise InvalidOptionError(f"a PNG palette holds at most 256 colours, got {k}")
+    rgb = np.repeat(palette, 3, axis=1) if channels == 1 else palette[:, :3]
+    im = Image.fromarray(np.ascontiguousarray(indices, dtype=np.uint8), mode="P")
+    im.putpalette(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), rawmode="RGB")
+    options: dict = {"bits": png_bit_depth(k)}
+    if channels == 4:
+        translucent = np.flatnonzero(palette[:, 3] < 255)
+        if translucent.size:
+            options["transparency"] = palette[: translucent[-1] + 1, 3].tobytes()
+    data = _save(im, "PNG", compress_level=9, **options)
+    if channels == 1:
+        grey = _save(Image.fromarray(palette[:, 0][indices], mode="L"), "PNG", compress_level=9)
+        if len(grey) < len(data):
+            return grey
+    return data
+
+
+def encode_as(pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95) -> bytes:
+    """Encode full-colour pixels in a Pillow format (JPEG, WebP, TIFF, BMP, GIF, PNG).
+
+    Parameters
+    ----------
+    pixels : (H, W, C) uint8 ndarray
+    fmt : str
+        Pillow format name, e.g. ``"JPEG"``.
+    quality : int
+        For lossy formats.
+    """
+    fmt = fmt.upper()
+    if fmt == "JPG":
+        fmt = "JPEG"
+    if fmt not in FORMAT_EXTENSIONS:
+        raise InvalidOptionError(
+            f"format must be one of {', '.join(sorted(FORMAT_EXTENSIONS))}; got {fmt!r}"
+        )
+    channels = pixels.shape[2]
+    im = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels)
+    if fmt in ("JPEG", "BMP") and channels == 4:
+        im = im.convert("RGB")  # no alpha in these formats
+    if fmt == "JPEG":
+        return _save(im, fmt, quality=quality)
+    if fmt == "WEBP":
+        return _save(im, fmt, quality=quality, method=6)
+    if fmt == "PNG":
+        return _save(im, fmt, compress_level=9)
+    return _save(im, fmt)
+
+
+def _save(im: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    im.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` so that it appears whole or not at all.
+
+    The bytes go to a temporary file in the same directory, which is flushed, synced and renamed
+    over ``path`` with :func:`os.replace`; on any failure (or Ctrl-C) the temporary file is removed.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    data : bytes
+    overwrite : bool
+        Replace an existing file; otherwise an existing ``path`` raises.
+
+    Raises
+    ------
+    OutputExistsError, OutputNotWritableError
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path}: is a directory; give a file name for the output")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists; pass --force to overwrite it")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise OutputNotWritableError(
+            f"{directory}: output directory does not exist; create it or choose another output"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputNotWritableError(
+            f"{directory}: cannot write here ({exc.strerror}); choose another output directory"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputNotWritableError(
+                f"{path}: could not be written ({exc.strerror}); check the disk and permissions"
+            ) from None
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,132 @@
+"""THE k-means driver: loop, tolerance, empty clusters, final assignment, progress and abort.
+
+Engines run one step; everything else about k-means lives here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .engines import Engine
+from .errors import AbortedError
+
+__all__ = ["RefineResult", "refine", "Progress"]
+
+#: ``progress(stage, done, total)``; returning ``False`` aborts the work.
+Progress = Optional[Callable[[str, int, int], Optional[bool]]]
+
+
+@dataclass(frozen=True)
+class RefineResult:
+    """Converged centres.
+
+    Attributes
+    ----------
+    centers : (K, C) float64 ndarray
+    labels : (n,) intp ndarray
+        Nearest centre of each row of ``X`` (a final assignment, consistent with ``centers``).
+    inertia : float
+        Weighted sum of squared distances of the rows to ``centers``.
+    n_iter : int
+    converged : bool
+        False when ``max_iter`` ran out first.
+    """
+
+    centers: NDArray[np.float64]
+    labels: NDArray[np.intp]
+    inertia: float
+    n_iter: int
+    converged: bool
+
+
+def refine(
+    X: NDArray[np.float64],
+    w: NDArray[np.float64],
+    centers: NDArray[np.float64],
+    engine: Engine,
+    *,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    seed: int = 0,
+    progress: Progress = None,
+) -> RefineResult:
+    """Weighted Lloyd k-means from ``centers`` until the centres stop moving.
+
+    Stops when the summed squared movement of the centres is at most ``tol`` × the weighted
+    variance of ``X`` (averaged over channels, as scikit-learn does), when no label changes, or
+    after ``max_iter`` steps. A cluster left empty is re-seeded at the colour that contributes the
+    most error (weight × squared distance), so K centres stay in use while K ≤ n.
+
+    Parameters
+    ----------
+    X : (n, C) float64 ndarray
+        Distinct colours in the working space.
+    w : (n,) float64 ndarray
+        Their pixel counts.
+    centers : (K, C) float64 ndarray
+        Initial centres, K ≤ n.
+    engine : Engine
+    max_iter : int
+    tol : float
+    seed : int
+        Passed to engines that draw random numbers themselves.
+    progress : callable, optional
+        Called as ``progress("refine", iteration, max_iter)``; returning False raises
+        :class:`AbortedError`.
+
+    Returns
+    -------
+    RefineResult
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    centers = np.array(centers, dtype=np.float64)
+    k = centers.shape[0]
+    mean = (w @ X) / w.sum()
+    threshold = tol * float(np.mean((w @ (X - mean) ** 2) / w.sum()))
+
+    n_iter, converged = 0, False
+    fit = getattr(engine, "fit", None)
+    if fit is not None:
+        centers, n_iter = fit(X, w, centers, max_iter=max_iter, tol=tol, seed=seed)
+        converged = n_iter < max_iter
+        _report(progress, max_iter, max_iter)
+    else:
+        labels = None
+        for n_iter in range(1, max_iter + 1):
+            new_labels, new_centers, _ = engine.step(X, w, centers)
+            mass = np.bincount(new_labels, weights=w, minlength=k)
+            empty = np.flatnonzero(mass == 0)
+            if empty.size:
+                _reseed_empty(X, w, new_labels, new_centers, empty)
+            shift = float(((new_centers - centers) ** 2).sum())
+            stable = labels is not None and np.array_equal(labels, new_labels)
+            centers, labels = new_centers, new_labels
+            _report(progress, n_iter, max_iter)
+            if not empty.size and (stable or shift <= threshold):
+                converged = True
+                break
+    labels, sq_dist = engine.assign(X, centers)
+    return RefineResult(centers, labels, float(w @ sq_dist), n_iter, converged)
+
+
+def _reseed_empty(
+    X: NDArray[np.float64],
+    w: NDArray[np.float64],
+    labels: NDArray[np.intp],
+    centers: NDArray[np.float64],
+    empty: NDArray[np.intp],
+) -> None:
+    """Move each empty centre onto one of the worst-fitting colours, in place."""
+    error = w * ((X - centers[labels]) ** 2).sum(axis=1)
+    worst = np.argsort(error, kind="stable")[::-1][: empty.size]
+    centers[empty[: worst.size]] = X[worst]
+
+
+def _report(progress: Progress, done: int, total: int) -> None:
+    if progress is not None and progress("refine", done, total) is False:
+        raise AbortedError("stopped by the progress callback")

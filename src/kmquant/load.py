@@ -7,8 +7,11 @@ from the header, before any pixel is decoded.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,7 @@ __all__ = ["ImageSource", "LoadedImage", "load_image"]
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
+_PILLOW_LIMIT_LOCK = threading.Lock()
 _GREY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 
@@ -112,26 +116,20 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
 
 def _open(fp, name: str, max_pixels: int | None, path: Path | None) -> LoadedImage:
     try:
-        with warnings.catch_warnings():
-            # Our own limit is checked from the header below, before decoding.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(fp) as im:
-                _check_size(im.width, im.height, max_pixels, name)
-                fmt, mode = im.format, im.mode
-                previous = Image.MAX_IMAGE_PIXELS
-                Image.MAX_IMAGE_PIXELS = None if max_pixels is None else max(previous or 0, max_pixels)
-                try:
-                    im.load()
-                finally:
-                    Image.MAX_IMAGE_PIXELS = previous
-                pixels = _normalise(_to_array(_oriented(im)))
+        with _own_pixel_limit():
+            im = Image.open(fp)  # reads the header only
+        with im:
+            _check_size(im.width, im.height, max_pixels, name)
+            fmt, mode = im.format, im.mode
+            im.load()
+            pixels = _normalise(_to_array(_oriented(im)))
     except UnidentifiedImageError:
         raise NotAnImageError(
             f"{name}: not an image Pillow can read; give a PNG, JPEG, WebP, TIFF, BMP or GIF"
         ) from None
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{name}: {exc}; raise --max-pixels if you trust it") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise InputNotFoundError(f"{name}: no such file; check the path") from None
         if isinstance(exc, PermissionError):
@@ -140,6 +138,24 @@ def _open(fp, name: str, max_pixels: int | None, path: Path | None) -> LoadedIma
             f"{name}: the image data is truncated or corrupt ({exc}); re-export or re-download it"
         ) from None
     return LoadedImage(pixels, fmt, mode, path)
+
+
+@contextlib.contextmanager
+def _own_pixel_limit():
+    """Let ``max_pixels`` rule instead of Pillow's global bomb guard while a header is read.
+
+    Pillow checks ``Image.MAX_IMAGE_PIXELS`` inside ``Image.open``, before our own check could run;
+    our check (from the same header, before decoding) replaces it. The lock keeps threads that
+    open files at the same time from restoring each other's value.
+    """
+    with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
 
 
 def _check_size(width: int, height: int, max_pixels: int | None, name: str) -> None:
@@ -161,6 +177,16 @@ def _oriented(im: Image.Image) -> Image.Image:
 
 def _to_array(im: Image.Image) -> NDArray[np.uint8]:
     """Convert any Pillow mode to an (H, W, 1|3|4) uint8 array."""
+    try:
+        return _convert(im)
+    except ValueError as exc:  # Pillow: "conversion from X to Y not supported"
+        raise UnsupportedModeError(
+            f"pixel mode {im.mode!r} cannot be converted to RGB ({exc}); "
+            "convert the image to RGB or RGBA first"
+        ) from None
+
+
+def _convert(im: Image.Image) -> NDArray[np.uint8]:
     mode = im.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         data = np.asarray(im)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from dataclasses import dataclass, field
@@ -256,8 +257,9 @@ def compress(
     write_atomic(dst, data, overwrite=force)
 
     clock = time.perf_counter()
-    psnr = metrics.psnr(loaded.pixels, quantized)
-    ssim = metrics.ssim(loaded.pixels, quantized)
+    written = quantized if fmt == "PNG" else _decoded(data, loaded.channels)  # lossy formats
+    psnr = metrics.psnr(loaded.pixels, written)
+    ssim = metrics.ssim(loaded.pixels, written)
     timings = dict(result.timings, encode=encode_seconds, metrics=time.perf_counter() - clock)
     return Report(
         input=str(src),
@@ -277,6 +279,13 @@ def compress(
         notes=result.notes,
         timings=timings,
     )
+
+
+def _decoded(data: bytes, channels: int) -> NDArray[np.uint8]:
+    """Pixels of an encoded file as the reader will see them, with ``channels`` channels."""
+    with Image.open(io.BytesIO(data)) as im:
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+        return np.asarray(im.convert(mode), dtype=np.uint8).reshape(im.height, im.width, channels)
 
 
 def _pillow_format(output_format: str, input_format: str | None) -> str:

@@ -1,0 +1,38 @@
+# The two commands of the README: `make run` and `make test`. Both work on a fresh machine with
+# nothing but Python 3.10+ and make; each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+K      ?= 32
+
+.PHONY: run test bench clean help
+
+help:
+	@echo "make run    set up $(VENV) and compress the shipped sample (results in ./kmquant-demo)"
+	@echo "make test   set up $(VENV) with the test extras and run the whole suite"
+	@echo "make bench  run the side-by-side benchmark (needs ../shared/data/kodak or DATA=dir)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/kmquant demo -k $(K)
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.run-installed
+	$(BIN)/python bench/bench_core.py $(if $(DATA),--data $(DATA))
+
+clean:
+	rm -rf $(VENV) kmquant-demo .pytest_cache src/*.egg-info

@@ -1,0 +1,136 @@
+import io
+import os
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kmquant.encode import encode_as, encode_png, order_palette, png_bit_depth, write_atomic
+from kmquant.errors import OutputExistsError, OutputNotWritableError
+
+
+def _chunks(data: bytes) -> dict[str, bytes]:
+    """PNG chunk type → payload (first of each type)."""
+    chunks, pos = {}, 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8].decode()
+        chunks.setdefault(kind, data[pos + 8 : pos + 8 + length])
+        pos += 12 + length
+    return chunks
+
+
+def _indexed(k: int, channels: int = 3, shape=(40, 60)):
+    rng = np.random.default_rng(k)
+    packed = rng.choice(1 << 24, size=k, replace=False)  # k distinct colours
+    palette = np.stack([(packed >> s) & 255 for s in (0, 8, 16, 4)[:channels]], 1).astype(np.uint8)
+    indices = rng.integers(0, k, shape).astype(np.uint8)
+    indices.flat[:k] = np.arange(k)  # every entry used
+    return palette, indices
+
+
+@pytest.mark.parametrize("k, bits", [(1, 1), (2, 1), (3, 2), (4, 2), (5, 4), (16, 4), (17, 8), (256, 8)])
+def test_smallest_bit_depth_and_exact_round_trip(k, bits):
+    palette, indices = _indexed(k)
+    data = encode_png(palette, indices)
+    ihdr = _chunks(data)["IHDR"]
+    assert ihdr[8] == bits and ihdr[9] == 3  # bit depth, colour type 3 = palette
+    assert len(_chunks(data)["PLTE"]) == 3 * k
+    decoded = Image.open(io.BytesIO(data))
+    assert np.array_equal(np.asarray(decoded.convert("RGB")), palette[indices])
+    assert png_bit_depth(k) == bits
+
+
+def test_translucent_entries_go_to_trns():
+    palette, indices = _indexed(6, channels=4)
+    palette[:, 3] = [0, 128, 255, 255, 255, 255]
+    data = encode_png(palette, indices)
+    assert _chunks(data)["tRNS"] == bytes([0, 128])
+    rgba = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+    assert np.array_equal(rgba, palette[indices])
+
+
+def test_grey_palette_writes_grey_pixels():
+    palette = np.array([[0], [90], [200]], dtype=np.uint8)
+    indices = np.tile(np.arange(3, dtype=np.uint8), (20, 10))
+    decoded = Image.open(io.BytesIO(encode_png(palette, indices)))
+    assert np.array_equal(np.asarray(decoded.convert("L")), palette[indices, 0])
+
+
+def test_grey_chooses_the_smaller_encoding():
+    rng = np.random.default_rng(0)
+    palette = np.arange(0, 256, dtype=np.uint8)[:, None]
+    indices = np.sort(rng.integers(0, 256, (64, 64)).astype(np.uint8), axis=1)
+    data = encode_png(palette, indices)
+    assert _chunks(data)["IHDR"][9] in (0, 3)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("L")), indices)
+
+
+def test_order_palette_sorts_drops_unused_and_keeps_the_picture():
+    palette = np.array([[250, 250, 250], [10, 10, 10], [128, 0, 0], [5, 200, 5]], dtype=np.uint8)
+    indices = np.array([[0, 1], [2, 0]], dtype=np.uint8)  # entry 3 unused
+    ordered, new_indices = order_palette(palette, indices)
+    assert ordered.tolist() == [[10, 10, 10], [128, 0, 0], [250, 250, 250]]
+    assert np.array_equal(ordered[new_indices], palette[indices])
+
+
+def test_order_palette_puts_translucent_first():
+    palette = np.array([[9, 9, 9, 255], [1, 1, 1, 0], [200, 0, 0, 100]], dtype=np.uint8)
+    indices = np.array([[0, 1, 2]], dtype=np.uint8)
+    ordered, _ = order_palette(palette, indices)
+    assert ordered[:, 3].tolist() == [0, 100, 255]
+
+
+@pytest.mark.parametrize("fmt, magic", [("JPEG", b"\xff\xd8"), ("WEBP", b"RIFF"), ("GIF", b"GIF8"),
+                                        ("BMP", b"BM"), ("TIFF", b"II"), ("png", b"\x89PNG")])
+def test_encode_as_other_formats(fmt, magic, crop_pixels):
+    assert encode_as(crop_pixels, fmt)[:len(magic)] == magic
+
+
+def test_write_atomic_writes_and_refuses_to_overwrite(tmp_path):
+    target = tmp_path / "out.png"
+    write_atomic(target, b"one")
+    assert target.read_bytes() == b"one"
+    with pytest.raises(OutputExistsError, match="--force"):
+        write_atomic(target, b"two")
+    write_atomic(target, b"two", overwrite=True)
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temp files left
+
+
+def test_write_atomic_into_a_missing_directory(tmp_path):
+    with pytest.raises(OutputNotWritableError, match="does not exist"):
+        write_atomic(tmp_path / "missing" / "out.png", b"x")
+
+
+def test_write_atomic_where_the_directory_is_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputNotWritableError):
+        write_atomic(blocker / "out.png", b"x")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_write_atomic_into_a_read_only_directory(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(OutputNotWritableError, match="cannot write here"):
+        write_atomic(locked / "out.png", b"x")
+
+
+def test_read_only_filesystem_is_not_writable():
+    with pytest.raises(OutputNotWritableError):
+        write_atomic("/proc/kmquant-test.png", b"x")
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, b"data")
+    assert list(tmp_path.iterdir()) == []

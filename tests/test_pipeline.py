@@ -1,0 +1,159 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kmquant
+from kmquant import metrics
+from kmquant.errors import InvalidOptionError, OutputExistsError
+
+
+def test_quantize_returns_palette_and_indices(crop_pixels):
+    result = kmquant.quantize(crop_pixels, 16)
+    assert result.palette.shape == (16, 3) and result.palette.dtype == np.uint8
+    assert result.indices.shape == crop_pixels.shape[:2] and result.indices.dtype == np.uint8
+    assert result.engine == "numba" and result.n_iter >= 1 and result.inertia > 0
+    assert set(result.timings) >= {"histogram", "seed", "refine", "remap"}
+    assert result.to_array().shape == crop_pixels.shape
+    assert len(np.unique(result.to_array().reshape(-1, 3), axis=0)) == 16
+
+
+def test_every_input_kind_gives_the_same_result(crop_path, crop_pixels):
+    reference = kmquant.quantize(crop_pixels, 8).to_png()
+    for source in (crop_path, str(crop_path), crop_path.read_bytes(), Image.open(crop_path)):
+        assert kmquant.quantize(source, 8).to_png() == reference
+
+
+def test_same_seed_gives_byte_identical_png_and_other_seed_may_differ(crop_pixels):
+    a = kmquant.quantize(crop_pixels, 12, seed=5).to_png()
+    assert kmquant.quantize(crop_pixels, 12, seed=5).to_png() == a
+    assert kmquant.quantize(crop_pixels, 12, seed=6).to_png() != a
+
+
+def test_more_colours_better_picture(crop_pixels):
+    psnr = [metrics.psnr(crop_pixels, kmquant.quantize(crop_pixels, k).to_array()) for k in (2, 8, 32, 128)]
+    assert psnr == sorted(psnr) and psnr[-1] - psnr[0] > 10
+
+
+def test_quality_close_to_scikit_learn_on_every_pixel(crop_pixels):
+    """The weighted histogram reaches the optimum of k-means on all pixels (within 0.15 dB)."""
+    from sklearn.cluster import KMeans
+
+    pixels = crop_pixels.reshape(-1, 3).astype(np.float64)
+    km = KMeans(16, n_init=1, random_state=0).fit(pixels)
+    sk = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8)[km.labels_]
+    sk_psnr = metrics.psnr(crop_pixels, sk.reshape(crop_pixels.shape))
+    ours = metrics.psnr(crop_pixels, kmquant.quantize(crop_pixels, 16).to_array())
+    assert ours > sk_psnr - 0.15
+
+
+def test_fewer_colours_than_k_is_lossless():
+    pixels = np.zeros((10, 10, 3), np.uint8)
+    pixels[:, 5:] = [200, 30, 10]
+    pixels[5:, :] = [0, 90, 255]
+    result = kmquant.quantize(pixels, 16)
+    assert result.colors_used == 3 and result.n_iter == 0
+    assert np.array_equal(result.to_array(), pixels)
+    assert "lossless" in result.notes[0]
+
+
+def test_k_of_one_and_two():
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    one = kmquant.quantize(pixels, 1)
+    assert one.colors_used == 1
+    np.testing.assert_allclose(one.palette[0], pixels.reshape(-1, 3).mean(axis=0), atol=0.5)
+    two = kmquant.quantize(pixels, 2)
+    assert two.colors_used == 2 and two.to_png()[24] == 1  # 1 bit per pixel
+
+
+@pytest.mark.parametrize("k", [0, 257, -3, 2.5, True])
+def test_invalid_k(crop_pixels, k):
+    with pytest.raises(InvalidOptionError, match="K must be between 1 and 256"):
+        kmquant.quantize(crop_pixels, k)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("engine", "cuda9", "engine must be one of"), ("max_iter", 0, "max_iter"),
+    ("tol", -1.0, "tol"), ("tol", float("nan"), "tol"), ("seed", -1, "seed"),
+    ("space", "hsv", "space"), ("max_pixels", 0, "max_pixels"),
+])
+def test_invalid_options(crop_pixels, option, value, message):
+    with pytest.raises(InvalidOptionError, match=message):
+        kmquant.quantize(crop_pixels, 8, **{option: value})
+
+
+def test_transparent_pixels_share_one_transparent_entry(crop_pixels):
+    rgba = np.dstack([crop_pixels, np.full(crop_pixels.shape[:2], 255, np.uint8)])
+    rgba[:, :30, 3] = 0
+    rgba[:, :30, :3] = np.random.default_rng(0).integers(0, 256, (64, 30, 3))  # hidden junk colours
+    rgba[:, 30:40, 3] = 128
+    result = kmquant.quantize(rgba, 8)
+    assert result.palette.shape[1] == 4 and result.colors_used == 8
+    assert result.palette[0].tolist() == [0, 0, 0, 0]
+    assert (result.indices[:, :30] == 0).all() and (result.indices[:, 30:] != 0).all()
+    decoded = np.asarray(Image.open(io.BytesIO(result.to_png())).convert("RGBA"))
+    assert (decoded[:, :30, 3] == 0).all() and (decoded[:, 45:, 3] == 255).all()
+    assert abs(int(decoded[:, 30:40, 3].mean()) - 128) <= 2
+
+
+def test_grey_image_stays_grey_and_small(crop_pixels):
+    grey = np.asarray(Image.fromarray(crop_pixels).convert("L"))
+    result = kmquant.quantize(grey, 8)
+    assert result.palette.shape == (8, 1)
+    data = result.to_png()
+    decoded = Image.open(io.BytesIO(data))
+    assert np.array_equal(np.asarray(decoded.convert("L")), result.to_array()[:, :, 0])
+    as_grey_png = io.BytesIO()
+    Image.fromarray(result.to_array()[:, :, 0]).save(as_grey_png, "PNG", compress_level=9)
+    assert len(data) <= len(as_grey_png.getvalue())  # never bigger than a plain grey PNG
+    assert data[24] == 4  # 8 levels: a 4-bit palette PNG beats 8-bit grey here
+
+
+def test_save_is_atomic_and_refuses_overwrite(tmp_path, crop_pixels):
+    result = kmquant.quantize(crop_pixels, 4)
+    path = result.save(tmp_path / "q.png")
+    assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), result.to_array())
+    with pytest.raises(OutputExistsError):
+        result.save(path)
+
+
+def test_compress_writes_beside_the_input_and_reports(photo):
+    report = kmquant.compress(photo, n_colors=16)
+    out = photo.with_name("photo.k16.png")
+    assert report.output == str(out) and out.exists()
+    assert report.compressed_bytes == out.stat().st_size < report.original_bytes
+    assert report.colors_used == 16 and report.k_requested == 16
+    assert report.psnr == pytest.approx(
+        metrics.psnr(kmquant.load_image(photo).pixels, kmquant.load_image(out).pixels))
+    assert 0 < report.ssim < 1 and report.ratio > 1
+
+
+def test_compress_never_overwrites_the_input_unless_forced(photo):
+    before = photo.read_bytes()
+    with pytest.raises(OutputExistsError, match="is the input"):
+        kmquant.compress(photo, photo, n_colors=8)
+    assert photo.read_bytes() == before
+    kmquant.compress(photo, photo, n_colors=8, force=True)
+    with Image.open(photo) as im:
+        assert im.mode == "P"
+
+
+def test_compress_in_the_input_format(photo, tmp_path):
+    jpeg = tmp_path / "photo.jpg"
+    Image.open(photo).save(jpeg, quality=95)
+    report = kmquant.compress(jpeg, n_colors=16, output_format="input")
+    assert report.output.endswith("photo.k16.jpg") and report.format == "JPEG"
+    png = kmquant.compress(jpeg, n_colors=16)
+    # the point of the palette PNG: a JPEG of the same quantized picture is far bigger
+    assert png.compressed_bytes * 2 < report.compressed_bytes
+    # and the JPEG's quality is measured on the file as written (lossy), not on the palette image
+    written = kmquant.load_image(report.output).pixels
+    assert report.psnr == pytest.approx(metrics.psnr(kmquant.load_image(jpeg).pixels, written))
+    assert report.psnr != png.psnr
+
+
+def test_the_shipped_sample(sample_path):
+    result = kmquant.quantize(sample_path, 64)
+    assert result.colors_used == 64 and result.indices.shape == (512, 768)
+    assert metrics.psnr(kmquant.load_image(sample_path).pixels, result.to_array()) > 30

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from kmquant.histogram import color_histogram
+from kmquant.seeding import COARSEN_ABOVE, coarsen, kmeans_plusplus, seed_centers
+
+
+@pytest.fixture(scope="module")
+def weighted(sample_pixels):
+    h = color_histogram(sample_pixels)
+    return h.colors.astype(np.float64), h.counts.astype(np.float64)
+
+
+def test_kmeans_plusplus_picks_distinct_input_rows(weighted):
+    X, w = weighted
+    centers = kmeans_plusplus(X[:5000], w[:5000], 32, np.random.default_rng(3))
+    assert centers.shape == (32, 3)
+    assert len(np.unique(centers, axis=0)) == 32
+    rows = {tuple(r) for r in X[:5000]}
+    assert all(tuple(c) in rows for c in centers)
+
+
+def test_zero_distance_points_are_never_chosen_twice():
+    X = np.array([[0.0], [10.0], [20.0]])
+    w = np.array([1000.0, 1.0, 1.0])
+    centers = kmeans_plusplus(X, w, 3, np.random.default_rng(0))
+    assert sorted(centers[:, 0].tolist()) == [0.0, 10.0, 20.0]
+
+
+def test_same_seed_same_centres_and_other_seed_differs(weighted):
+    X, w = weighted
+    a = seed_centers("k-means++", X, w, 16, seed=1)
+    b = seed_centers("k-means++", X, w, 16, seed=1)
+    c = seed_centers("k-means++", X, w, 16, seed=2)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_coarsen_keeps_weight_and_mean(weighted):
+    X, w = weighted
+    assert X.shape[0] > COARSEN_ABOVE
+    Y, W = coarsen(X, w)
+    assert Y.shape[0] < X.shape[0] / 4
+    assert W.sum() == pytest.approx(w.sum())
+    np.testing.assert_allclose(W @ Y / W.sum(), w @ X / w.sum())  # same centre of mass
+
+
+def test_seeding_spreads_over_the_colours(weighted):
+    """k-means++ beats a uniform random draw of colours on the k-means potential."""
+    X, w = weighted
+
+    def potential(centers):
+        d = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2).min(axis=1)
+        return w @ d
+
+    seeded = seed_centers("k-means++", X, w, 16, seed=0)
+    random = X[np.random.default_rng(0).choice(len(X), 16, replace=False)]
+    assert potential(seeded) < potential(random)

@@ -79,22 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    common = _Parser(add_help=False)
-    common.add_argument("-k", "--colors", type=int, default=64, metavar="K",
-                        help="palette size, 1 to 256 (default 64)")
-    common.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
-                        help="k-means engine (default auto: numba, else numpy)")
-    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    common.add_argument("--max-iter", type=int, default=300, help="k-means iteration cap (300)")
-    common.add_argument("--tol", type=float, default=1e-4, help="convergence tolerance (1e-4)")
-    common.add_argument("--max-pixels", type=_max_pixels, default=DEFAULT_MAX_PIXELS,
-                        metavar="N", help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}, "
-                        "Pillow's bomb guard; 'none' for no limit)")
-    common.add_argument("--json", action="store_true", help="print the report as JSON")
-    common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-
     compress = commands.add_parser(
-        "compress", parents=[common], help="compress one or more images",
+        "compress", parents=[_common_options(64)], help="compress one or more images",
         description="Compress images to indexed PNGs (or --format) and report size and quality.",
         epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -110,14 +96,32 @@ def build_parser() -> argparse.ArgumentParser:
     compress.set_defaults(handler=_cmd_compress)
 
     demo = commands.add_parser(
-        "demo", parents=[common], help="compress the sample image shipped with kmquant",
+        "demo", parents=[_common_options(32)], help="compress the sample image shipped with kmquant",
         description="Compress the shipped sample photograph and write the result, a report and a "
         "side-by-side figure into a folder.",
     )
     demo.add_argument("--out-dir", default="kmquant-demo", metavar="DIR",
                       help="folder for the results (default ./kmquant-demo)")
-    demo.set_defaults(handler=_cmd_demo, colors=None)
+    demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _common_options(default_k: int) -> argparse.ArgumentParser:
+    """Options every command shares (a fresh parser each time: argparse shares parent actions)."""
+    common = _Parser(add_help=False)
+    common.add_argument("-k", "--colors", type=int, default=default_k, metavar="K",
+                        help=f"palette size, 1 to 256 (default {default_k})")
+    common.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
+                        help="k-means engine (default auto: numba, else numpy)")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    common.add_argument("--max-iter", type=int, default=300, help="k-means iteration cap (300)")
+    common.add_argument("--tol", type=float, default=1e-4, help="convergence tolerance (1e-4)")
+    common.add_argument("--max-pixels", type=_max_pixels, default=DEFAULT_MAX_PIXELS,
+                        metavar="N", help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}, "
+                        "Pillow's bomb guard; 'none' for no limit)")
+    common.add_argument("--json", action="store_true", help="print the report as JSON")
+    common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    return common
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -158,17 +162,11 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     files = tqdm(args.inputs, desc="images", unit="img", disable=None if many and not args.quiet
                  and not args.json else True, file=sys.stderr)
     for src in files:
-        dst = args.output
-        if args.out_dir:
-            from .pipeline import _pillow_format, default_output_path  # noqa: PLC0415
-
-            dst = Path(args.out_dir) / default_output_path(src, args.colors).name
-            if args.output_format != "png":
-                dst = None if args.output_format == "input" else dst
         progress, close = _progress_bar(args, Path(src).name)
         try:
-            report = compress(src, dst, n_colors=args.colors, output_format=args.output_format,
-                              force=args.force, progress=progress, **_options(args))
+            report = compress(src, args.output, out_dir=args.out_dir, n_colors=args.colors,
+                              output_format=args.output_format, force=args.force,
+                              progress=progress, **_options(args))
         except errors.KmquantError as exc:
             if not many:
                 raise
@@ -202,7 +200,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise errors.OutputNotWritableError(f"{out}: cannot create the folder ({exc.strerror})")
-    k = args.colors or 32
+    k = args.colors
     sample = sample_path()
     progress, close = _progress_bar(args, "sample")
     try:  # the demo folder is ours: re-running the demo refreshes it

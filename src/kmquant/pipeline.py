@@ -198,6 +198,7 @@ def compress(
     src: str | os.PathLike,
     dst: str | os.PathLike | None = None,
     *,
+    out_dir: str | os.PathLike | None = None,
     n_colors: int = 64,
     output_format: str = "png",
     force: bool = False,
@@ -211,7 +212,10 @@ def compress(
     src : path
         The input image; never overwritten unless ``force`` and ``dst`` is the same file.
     dst : path, optional
-        Output path; default ``<stem>.k<K>.png`` beside ``src``.
+        Output path; default ``<stem>.k<K>.png`` (or the format's extension) beside ``src``,
+        or in ``out_dir``.
+    out_dir : path, optional
+        Folder for the default output name.
     n_colors : int
         K, 1 to 256.
     output_format : str
@@ -240,7 +244,11 @@ def compress(
     src = Path(src)
     loaded = load_image(src, max_pixels=opts.max_pixels)
     fmt = _pillow_format(output_format, loaded.format)
-    dst = Path(dst) if dst is not None else default_output_path(src, opts.n_colors, fmt)
+    if dst is None:
+        dst = default_output_path(src, opts.n_colors, fmt)
+        if out_dir is not None:
+            dst = Path(out_dir) / dst.name
+    dst = Path(dst)
     if _same_file(src, dst) and not force:
         raise OutputExistsError(f"{dst}: is the input file; pass --force to overwrite the input")
     if dst.exists() and not force:

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__, errors
-from .options import DEFAULT_MAX_PIXELS, ENGINE_NAMES, OUTPUT_FORMATS
+from .options import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_TOL,
+    ENGINE_NAMES,
+    OUTPUT_FORMATS,
+)
 
 __all__ = ["main", "run", "EXIT_CODES"]
 
@@ -114,8 +120,11 @@ def _common_options(default_k: int) -> argparse.ArgumentParser:
     common.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
                         help="k-means engine (default auto: numba, else numpy)")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    common.add_argument("--max-iter", type=int, default=300, help="k-means iteration cap (300)")
-    common.add_argument("--tol", type=float, default=1e-4, help="convergence tolerance (1e-4)")
+    common.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER,
+                        help=f"k-means iteration cap (default {DEFAULT_MAX_ITER})")
+    common.add_argument("--tol", type=float, default=DEFAULT_TOL,
+                        help=f"convergence tolerance, relative to the colour variance "
+                        f"(default {DEFAULT_TOL:g}; scikit-learn uses 1e-4)")
     common.add_argument("--max-pixels", type=_max_pixels, default=DEFAULT_MAX_PIXELS,
                         metavar="N", help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}, "
                         "Pillow's bomb guard; 'none' for no limit)")

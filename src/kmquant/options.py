@@ -8,10 +8,16 @@ from dataclasses import dataclass
 
 from .errors import InvalidOptionError
 
-__all__ = ["Options", "DEFAULT_MAX_PIXELS", "MAX_COLORS", "OUTPUT_FORMATS"]
+__all__ = [
+    "Options", "DEFAULT_MAX_PIXELS", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "MAX_COLORS", "OUTPUT_FORMATS",
+]
 
 #: Same threshold as Pillow's decompression-bomb warning (``PIL.Image.MAX_IMAGE_PIXELS``).
 DEFAULT_MAX_PIXELS = 89_478_485
+#: Convergence tolerance. scikit-learn's default is 1e-4; on six Kodak photos at K = 16, 64 and 256,
+#: 1e-3 takes 30 % less time for 0.02 dB less PSNR on average (``bench/``, README).
+DEFAULT_TOL = 1e-3
+DEFAULT_MAX_ITER = 300
 #: An indexed PNG holds at most 256 palette entries.
 MAX_COLORS = 256
 #: ``png`` is the indexed (palette) PNG; the others write the quantized picture as full colour.
@@ -50,8 +56,8 @@ class Options:
     n_colors: int = 64
     engine: str = "auto"
     seed: int = 0
-    max_iter: int = 300
-    tol: float = 1e-4
+    max_iter: int = DEFAULT_MAX_ITER
+    tol: float = DEFAULT_TOL
     init: str = "k-means++"
     space: str = "rgb"
     max_pixels: int | None = DEFAULT_MAX_PIXELS

@@ -22,7 +22,7 @@ from .engines import get_engine
 from .errors import InvalidOptionError, OutputExistsError
 from .histogram import color_histogram
 from .load import ImageSource, LoadedImage, load_image
-from .options import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, Options
+from .options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, OUTPUT_FORMATS, Options
 from .refine import Progress, refine
 from .remap import remap
 from .report import Report
@@ -92,8 +92,8 @@ def quantize(
     *,
     engine: str = "auto",
     seed: int = 0,
-    max_iter: int = 300,
-    tol: float = 1e-4,
+    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = DEFAULT_TOL,
     init: str = "k-means++",
     space: str = "rgb",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -146,20 +146,20 @@ def quantize_loaded(loaded: LoadedImage, options: Options, *, progress: Progress
     timings["histogram"] = time.perf_counter() - clock
 
     colors, counts = histogram.colors, histogram.counts.astype(np.float64)
+    X = to_working(colors, options.space)
     reserved = np.empty((0, channels), dtype=np.uint8)
     if channels == 4 and k > 1 and histogram.n_colors > 1 and not colors[0].any():
         # colours are sorted, so a transparent (0, 0, 0, 0) is row 0: it gets an entry of its own
-        reserved, colors, counts = colors[:1], colors[1:], counts[1:]
+        reserved, X, counts = colors[:1], X[1:], counts[1:]
 
     n_iter, inertia = 0, 0.0
     k_fit = k - reserved.shape[0]
-    if colors.shape[0] <= k_fit:
-        palette = np.concatenate([reserved, colors])
+    if X.shape[0] <= k_fit:
+        palette = colors
         notes.append(
             f"the image has only {histogram.n_colors} colours, so all are kept exactly (lossless)"
         )
     else:
-        X = to_working(colors, options.space)
         clock = time.perf_counter()
         start = seed_centers(options.init, X, counts, k_fit, options.seed)
         timings["seed"] = time.perf_counter() - clock
@@ -175,10 +175,13 @@ def quantize_loaded(loaded: LoadedImage, options: Options, *, progress: Progress
                 f"k-means stopped at max_iter={options.max_iter} before converging; "
                 "raise max_iter for a slightly better palette"
             )
-        palette = np.concatenate([reserved, np.unique(from_working(fitted.centers, options.space), axis=0)])
+        rounded = from_working(fitted.centers, options.space)
+        _, first = np.unique(rounded, axis=0, return_index=True)  # centres that round together
+        palette = np.concatenate([reserved, rounded[np.sort(first)]])  # keep the fitted order
 
     clock = time.perf_counter()
-    indices = remap(histogram, palette, (height, width), engine, options.space)
+    indices = remap(histogram, palette, (height, width), engine, options.space,
+                    colors_working=X if not reserved.size else None)
     palette, indices = order_palette(palette, indices)
     timings["remap"] = time.perf_counter() - clock
     if progress is not None and progress("remap", 1, 1) is False:

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from .engines import Engine
 from .errors import AbortedError
+from .options import DEFAULT_MAX_ITER, DEFAULT_TOL
 
 __all__ = ["RefineResult", "refine", "Progress"]
 
@@ -49,8 +50,8 @@ def refine(
     centers: NDArray[np.float64],
     engine: Engine,
     *,
-    max_iter: int = 300,
-    tol: float = 1e-4,
+    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = DEFAULT_TOL,
     seed: int = 0,
     progress: Progress = None,
 ) -> RefineResult:

@@ -17,8 +17,13 @@ __all__ = ["remap"]
 
 
 def remap(
-    histogram: Histogram, palette: NDArray[np.uint8], shape: tuple[int, int], engine: Engine,
+    histogram: Histogram,
+    palette: NDArray[np.uint8],
+    shape: tuple[int, int],
+    engine: Engine,
     space: str = "rgb",
+    *,
+    colors_working: NDArray[np.float64] | None = None,
 ) -> NDArray[np.uint8]:
     """Index of the nearest palette colour (in the working space) for every pixel.
 
@@ -33,11 +38,16 @@ def remap(
         Runs the nearest-centre search.
     space : str
         Working colour space the distances are measured in.
+    colors_working : (n, C) float64 ndarray, optional
+        ``histogram.colors`` already in the working space. Passing the very array the palette was
+        fitted on lets an engine reuse what it knows about it (the numba engine's bounds).
 
     Returns
     -------
     (H, W) uint8 ndarray
         Palette indices; ties go to the lower index.
     """
-    labels, _ = engine.assign(to_working(histogram.colors, space), to_working(palette, space))
+    if colors_working is None:
+        colors_working = to_working(histogram.colors, space)
+    labels, _ = engine.assign(colors_working, to_working(palette, space))
     return labels.astype(np.uint8)[histogram.inverse].reshape(shape)

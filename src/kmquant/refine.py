@@ -100,8 +100,7 @@ def refine(
         labels = None
         for n_iter in range(1, max_iter + 1):
             new_labels, new_centers, _ = engine.step(X, w, centers)
-            mass = np.bincount(new_labels, weights=w, minlength=k)
-            empty = np.flatnonzero(mass == 0)
+            empty = np.flatnonzero(np.bincount(new_labels, minlength=k) == 0)  # weights are > 0
             if empty.size:
                 _reseed_empty(X, w, new_labels, new_centers, empty)
             shift = float(((new_centers - centers) ** 2).sum())

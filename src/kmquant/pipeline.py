@@ -18,12 +18,12 @@ from PIL import Image
 from . import metrics
 from .colorspace import from_working, to_working
 from .encode import FORMAT_EXTENSIONS, encode_as, encode_png, order_palette, write_atomic
-from .engines import get_engine
+from .engines import Engine, get_engine
 from .errors import InvalidOptionError, OutputExistsError
 from .histogram import color_histogram
 from .load import ImageSource, LoadedImage, load_image
 from .options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, OUTPUT_FORMATS, Options
-from .refine import Progress, refine
+from .refine import Progress, refine, report_progress
 from .remap import remap
 from .report import Report
 from .seeding import seed_centers
@@ -152,43 +152,72 @@ def quantize_loaded(loaded: LoadedImage, options: Options, *, progress: Progress
         # colours are sorted, so a transparent (0, 0, 0, 0) is row 0: it gets an entry of its own
         reserved, X, counts = colors[:1], X[1:], counts[1:]
 
-    n_iter, inertia = 0, 0.0
-    k_fit = k - reserved.shape[0]
-    if X.shape[0] <= k_fit:
-        palette = colors
+    if X.shape[0] <= k - reserved.shape[0]:
+        palette, n_iter, inertia = colors, 0, 0.0
         notes.append(
             f"the image has only {histogram.n_colors} colours, so all are kept exactly (lossless)"
         )
     else:
-        clock = time.perf_counter()
-        start = seed_centers(options.init, X, counts, k_fit, options.seed)
-        timings["seed"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        fitted = refine(
-            X, counts, start, engine, max_iter=options.max_iter, tol=options.tol,
-            seed=options.seed, progress=progress,
+        fitted_palette, n_iter, inertia = _fit_palette(
+            X, counts, k - reserved.shape[0], options, engine, progress, timings, notes
         )
-        timings["refine"] = time.perf_counter() - clock
-        n_iter, inertia = fitted.n_iter, fitted.inertia
-        if not fitted.converged:
-            notes.append(
-                f"k-means stopped at max_iter={options.max_iter} before converging; "
-                "raise max_iter for a slightly better palette"
-            )
-        rounded = from_working(fitted.centers, options.space)
-        _, first = np.unique(rounded, axis=0, return_index=True)  # centres that round together
-        palette = np.concatenate([reserved, rounded[np.sort(first)]])  # keep the fitted order
+        palette = np.concatenate([reserved, fitted_palette])
 
     clock = time.perf_counter()
     indices = remap(histogram, palette, (height, width), engine, options.space,
                     colors_working=X if not reserved.size else None)
     palette, indices = order_palette(palette, indices)
     timings["remap"] = time.perf_counter() - clock
-    if progress is not None and progress("remap", 1, 1) is False:
-        from .errors import AbortedError
-
-        raise AbortedError("stopped by the progress callback")
+    report_progress(progress, "remap", 1, 1)
     return Result(palette, indices, inertia, n_iter, engine.name, k, timings, tuple(notes))
+
+
+def _fit_palette(
+    X: NDArray[np.float64],
+    counts: NDArray[np.float64],
+    k: int,
+    options: Options,
+    engine: Engine,
+    progress: Progress,
+    timings: dict[str, float],
+    notes: list[str],
+) -> tuple[NDArray[np.uint8], int, float]:
+    """Seed and refine K centres for the weighted colours; round them to a palette.
+
+    Parameters
+    ----------
+    X : (n, C) float64 ndarray
+        Distinct colours in the working space, n > K.
+    counts : (n,) float64 ndarray
+    k : int
+    timings, notes
+        Filled in.
+
+    Returns
+    -------
+    palette : (K', C) uint8 ndarray
+        K' ≤ K: centres that round to the same colour are merged; fitted order kept, so the
+        engine's bounds stay tight for the remap.
+    n_iter : int
+    inertia : float
+    """
+    clock = time.perf_counter()
+    start = seed_centers(options.init, X, counts, k, options.seed)
+    timings["seed"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    fitted = refine(
+        X, counts, start, engine, max_iter=options.max_iter, tol=options.tol,
+        seed=options.seed, progress=progress,
+    )
+    timings["refine"] = time.perf_counter() - clock
+    if not fitted.converged:
+        notes.append(
+            f"k-means stopped at max_iter={options.max_iter} before converging; "
+            "raise max_iter for a slightly better palette"
+        )
+    rounded = from_working(fitted.centers, options.space)
+    _, first = np.unique(rounded, axis=0, return_index=True)
+    return rounded[np.sort(first)], fitted.n_iter, fitted.inertia
 
 
 def default_output_path(src: str | os.PathLike, n_colors: int, fmt: str = "PNG") -> Path:

@@ -15,7 +15,7 @@ from .engines import Engine
 from .errors import AbortedError
 from .options import DEFAULT_MAX_ITER, DEFAULT_TOL
 
-__all__ = ["RefineResult", "refine", "Progress"]
+__all__ = ["RefineResult", "refine", "report_progress", "Progress"]
 
 #: ``progress(stage, done, total)``; returning ``False`` aborts the work.
 Progress = Optional[Callable[[str, int, int], Optional[bool]]]
@@ -95,7 +95,7 @@ def refine(
     if fit is not None:
         centers, n_iter = fit(X, w, centers, max_iter=max_iter, tol=tol, seed=seed)
         converged = n_iter < max_iter
-        _report(progress, max_iter, max_iter)
+        report_progress(progress, "refine", max_iter, max_iter)
     else:
         labels = None
         for n_iter in range(1, max_iter + 1):
@@ -106,7 +106,7 @@ def refine(
             shift = float(((new_centers - centers) ** 2).sum())
             stable = labels is not None and np.array_equal(labels, new_labels)
             centers, labels = new_centers, new_labels
-            _report(progress, n_iter, max_iter)
+            report_progress(progress, "refine", n_iter, max_iter)
             if not empty.size and (stable or shift <= threshold):
                 converged = True
                 break
@@ -127,6 +127,7 @@ def _reseed_empty(
     centers[empty[: worst.size]] = X[worst]
 
 
-def _report(progress: Progress, done: int, total: int) -> None:
-    if progress is not None and progress("refine", done, total) is False:
-        raise AbortedError("stopped by the progress callback")
+def report_progress(progress: Progress, stage: str, done: int, total: int) -> None:
+    """Call ``progress(stage, done, total)``; raise :class:`AbortedError` if it returns False."""
+    if progress is not None and progress(stage, done, total) is False:
+        raise AbortedError(f"stopped by the progress callback during {stage}")

@@ -1,20 +1,26 @@
-"""The fast CPU engine: the reference Lloyd step compiled with numba, with Hamerly's bounds.
+"""The fast CPU engine: the reference Lloyd step compiled with numba, with Yinyang bounds.
 
 Lloyd's step is exact, but most of its work is wasted once the centres settle: few colours change
-cluster. Hamerly's algorithm (2010) keeps, per colour, an upper bound on the distance to its own
-centre and a lower bound on the distance to any other; when the upper bound is below both the lower
-bound and half the distance from its centre to the nearest other centre, no other centre can be
-closer and the K-way search is skipped. The bounds carry over between calls on the same ``X``
-object and shrink by how far each centre moved, so any ``centers`` may be passed (re-seeded ones,
-or the rounded final palette): the answer is always the exact nearest centre, as in the reference.
+cluster. Yinyang k-means (Ding et al., ICML 2015) skips it and still returns the exact nearest
+centre. The centres are split into groups of about ten; each colour keeps one lower bound per
+group on its distance to that group's centres (other than its own). Each step, a bound shrinks by
+the largest move of a centre in its group; a group whose bound exceeds the colour's exact distance
+to its own centre cannot hold a closer one and is not searched, and when its own centre is nearer
+than half the gap to the next centre, nothing is searched at all. The bounds carry over between
+calls on the same ``X`` object, so any ``centers`` may be passed: re-seeded ones, or the rounded
+final palette, whose remap then costs little.
 
-Rows are dealt into a fixed number of blocks (row i to block i mod B, independent of the thread
-count, so every block holds a spread of colours and threads get even work), each with its own
-partial sums; the partials are added in block order, so results are identical on every run and
-every machine whatever the number of cores. The blocks run on all cores when a step holds at least
+Rows are cut into a fixed number of contiguous blocks (independent of the thread count), each with
+its own partial sums; the partials are added in block order, so results are identical on every run
+and every machine whatever the number of cores. Threads take the blocks in bit-reversed order, so
+each thread's share is spread over the whole (sorted) colour range and the work stays even. The blocks run on all cores when a step holds at least
 :data:`PARALLEL_WORK` distance computations (rows × K); below that, one thread is faster
 (measured on 2 cores: for a few milliseconds of work, OpenMP threads that spin between steps slow
 the main thread more than they help).
+
+A global bound per colour (the smallest of its group bounds, shrunk by the largest move of any
+centre) skips the per-group checks for most colours. Memory: one float64 bound per colour and
+group, at most :data:`MAX_GROUPS` groups.
 """
 
 from __future__ import annotations
@@ -24,85 +30,99 @@ import numpy as np
 from numba import prange
 from numpy.typing import NDArray
 
-__all__ = ["NumbaEngine"]
+__all__ = ["NumbaEngine", "PARALLEL_WORK", "MAX_GROUPS"]
 
 _N_BLOCKS = 64
 #: Rows × K from which the kernels run in parallel.
-PARALLEL_WORK = 1 << 21
+PARALLEL_WORK = 1 << 23
+#: Upper bound on the number of centre groups (bounds stored per colour).
+MAX_GROUPS = 32
 _SLACK = 1e-9  # bounds are shrunk by this relative amount against rounding
+_BIT_REVERSED = np.array([int(f"{q:06b}"[::-1], 2) for q in range(_N_BLOCKS)], dtype=np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan(x, centers_t, dist):  # pragma: no cover - compiled
-    """Nearest centre of ``x``: (index, squared distance, second-nearest squared distance)."""
-    n_channels, k = centers_t.shape
-    for j in range(k):
-        dist[j] = 0.0
-    for c in range(n_channels):
-        xc = x[c]
-        for j in range(k):  # contiguous over j: vectorises
-            d = xc - centers_t[c, j]
-            dist[j] += d * d
-    best = 0
-    d1 = dist[0]
-    d2 = np.inf
-    for j in range(1, k):
-        dj = dist[j]
-        if dj < d1:
-            d2 = d1
-            d1 = dj
-            best = j
-        elif dj < d2:
-            d2 = dj
-    return best, d1, d2
+def _distances(X, i, centers_t, dist, lo, hi):  # pragma: no cover - compiled
+    """Squared distances of row i of X to centres lo…hi-1 of ``centers_t`` (C, K), into dist."""
+    for p in range(lo, hi):
+        dist[p] = 0.0
+    for c in range(X.shape[1]):
+        xc = X[i, c]
+        for p in range(lo, hi):  # contiguous over p: vectorises
+            t = xc - centers_t[c, p]
+            dist[p] += t * t
 
 
 @numba.njit(cache=True, nogil=True)
-def _assign_block(X, centers_t, labels, sq_dist, b, n_blocks):  # pragma: no cover - compiled
-    dist = np.empty(centers_t.shape[1])
-    for i in range(b, X.shape[0], n_blocks):
-        best, d1, _ = _scan(X[i], centers_t, dist)
-        labels[i] = best
-        sq_dist[i] = d1
+def _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
+                bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist,
+                b, n_blocks):  # pragma: no cover - compiled
+    """Rows of block b of one bounded Lloyd step, into block b's partial sums.
 
-
-@numba.njit(cache=True, nogil=True)
-def _assign_serial(X, centers_t, labels, sq_dist, n_blocks):  # pragma: no cover - compiled
-    for b in range(n_blocks):
-        _assign_block(X, centers_t, labels, sq_dist, b, n_blocks)
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _assign_parallel(X, centers_t, labels, sq_dist, n_blocks):  # pragma: no cover - compiled
-    for b in prange(n_blocks):
-        _assign_block(X, centers_t, labels, sq_dist, b, n_blocks)
-
-
-@numba.njit(cache=True, nogil=True)
-def _step_block(X, w, centers, centers_t, labels, lower, half_gap, fresh,
-                sums, mass, inertia, sq_dist, b, n_blocks):  # pragma: no cover - compiled
-    """Rows b, b + B, b + 2B… of one bounded Lloyd step, into block b's partial sums."""
+    ``lower[i, g] - drift[g]`` bounds the distance of row i to the centres of group g other than
+    its own; ``bound[i] - drift_all`` bounds the smallest of those over all groups.
+    """
     n_channels = X.shape[1]
-    dist = np.empty(centers.shape[0])
+    n_groups = starts.shape[0] - 1
+    dist = np.empty(grouped_t.shape[1])
+    g_min1 = np.empty(n_groups)
+    g_arg1 = np.empty(n_groups, dtype=np.int64)
+    g_min2 = np.empty(n_groups)
+    searched = np.zeros(n_groups, dtype=np.bool_)
     sums[b] = 0.0
     mass[b] = 0.0
     acc = 0.0
-    for i in range(b, X.shape[0], n_blocks):
-        best = labels[i]
-        d_own = 0.0
-        rescan = fresh
+    size = (X.shape[0] + n_blocks - 1) // n_blocks
+    for i in range(b * size, min(X.shape[0], (b + 1) * size)):
+        own = labels[i]
+        best = own
+        d_best = np.inf
+        upper = np.inf
         if not fresh:
+            d_best = 0.0
             for c in range(n_channels):
-                t = X[i, c] - centers[best, c]
-                d_own += t * t
-            rescan = np.sqrt(d_own) >= max(lower[i], half_gap[best])
-        if rescan:
-            best, d_own, d2 = _scan(X[i], centers_t, dist)
-            labels[i] = best
-            lower[i] = np.sqrt(d2) * (1.0 - _SLACK)
-        sq_dist[i] = d_own
+                t = X[i, c] - centers[own, c]
+                d_best += t * t
+            upper = np.sqrt(d_best)
+        if fresh or (upper >= half_gap[own] and upper >= bound[i] - drift_all):
+            n_searched = 0
+            if fresh:  # every group: one sweep over all centres
+                _distances(X, i, grouped_t, dist, 0, dist.shape[0])
+            for g in range(n_groups):
+                searched[g] = fresh or lower[i, g] - drift[g] <= upper
+                if not searched[g]:
+                    continue
+                n_searched += 1
+                lo, hi = starts[g], starts[g + 1]
+                if not fresh:
+                    _distances(X, i, grouped_t, dist, lo, hi)
+                m1, a1, m2 = np.inf, -1, np.inf
+                for p in range(lo, hi):
+                    d = dist[p]
+                    j = members[p]
+                    if d < m1 or (d == m1 and j < a1):  # ties go to the lower index
+                        m2, m1, a1 = m1, d, j
+                    elif d < m2:
+                        m2 = d
+                g_min1[g], g_arg1[g], g_min2[g] = m1, a1, m2
+                if m1 < d_best or (m1 == d_best and a1 < best):
+                    d_best, best = m1, a1
+            if n_searched:
+                for g in range(n_groups):
+                    if searched[g]:
+                        other = g_min2[g] if g_arg1[g] == best else g_min1[g]
+                        lower[i, g] = np.sqrt(other) * (1.0 - _SLACK) + drift[g]
+                g = group_of[own]
+                if best != own and not fresh and not searched[g]:  # old centre: now an "other"
+                    lower[i, g] = min(lower[i, g], upper * (1.0 - _SLACK) + drift[g])
+                smallest = np.inf
+                for g in range(n_groups):
+                    smallest = min(smallest, lower[i, g] - drift[g])
+                bound[i] = smallest + drift_all
+                labels[i] = best
+        sq_dist[i] = d_best
         wi = w[i]
-        acc += wi * d_own
+        acc += wi * d_best
         mass[b, best] += wi
         for c in range(n_channels):
             sums[b, best, c] += wi * X[i, c]
@@ -110,25 +130,45 @@ def _step_block(X, w, centers, centers_t, labels, lower, half_gap, fresh,
 
 
 @numba.njit(cache=True, nogil=True)
-def _step_serial(X, w, centers, centers_t, labels, lower, half_gap, fresh,
-                 sums, mass, inertia, sq_dist, n_blocks):  # pragma: no cover - compiled
+def _step_serial(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
+                 bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist,
+                 n_blocks):  # pragma: no cover - compiled
     for b in range(n_blocks):
-        _step_block(X, w, centers, centers_t, labels, lower, half_gap, fresh,
-                    sums, mass, inertia, sq_dist, b, n_blocks)
+        _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
+                    bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist, b, n_blocks)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _step_parallel(X, w, centers, centers_t, labels, lower, half_gap, fresh,
-                   sums, mass, inertia, sq_dist, n_blocks):  # pragma: no cover - compiled
-    for b in prange(n_blocks):
-        _step_block(X, w, centers, centers_t, labels, lower, half_gap, fresh,
-                    sums, mass, inertia, sq_dist, b, n_blocks)
+def _step_parallel(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
+                   bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist,
+                   n_blocks):  # pragma: no cover - compiled
+    for q in prange(n_blocks):
+        _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
+                    bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist,
+                    _BIT_REVERSED[q], n_blocks)
 
 
-@numba.njit(cache=True, nogil=True)
-def _shrink_lower(labels, lower, top, top_index, second):  # pragma: no cover - compiled
-    for i in range(labels.shape[0]):
-        lower[i] -= second if labels[i] == top_index else top
+def group_centers(centers: NDArray[np.float64], n_groups: int) -> NDArray[np.intp]:
+    """Split centres into nearby groups: five Lloyd steps on the centres themselves.
+
+    Parameters
+    ----------
+    centers : (K, C) float64 ndarray
+    n_groups : int
+        At most K.
+
+    Returns
+    -------
+    (K,) intp ndarray
+        Group of each centre, numbered 0… without gaps.
+    """
+    means = centers[:n_groups].copy()  # k-means++ order: the first centres are spread out
+    for _ in range(5):
+        group = ((centers[:, None, :] - means[None]) ** 2).sum(axis=2).argmin(axis=1)
+        for g in range(n_groups):
+            if (group == g).any():
+                means[g] = centers[group == g].mean(axis=0)
+    return np.unique(group, return_inverse=True)[1].reshape(-1)
 
 
 class NumbaEngine:
@@ -138,8 +178,6 @@ class NumbaEngine:
 
     def __init__(self) -> None:
         self._X: NDArray[np.float64] | None = None  # the data the bounds below belong to
-        self._labels: NDArray[np.intp] | None = None
-        self._lower: NDArray[np.float64] | None = None
         self._centers: NDArray[np.float64] | None = None  # centres the bounds were made for
 
     def assign(
@@ -149,14 +187,6 @@ class NumbaEngine:
 
         On the ``X`` of the previous calls the bounds make this cheap.
         """
-        if self._fresh(X, centers):
-            n = X.shape[0]
-            labels = np.empty(n, dtype=np.intp)
-            sq_dist = np.empty(n, dtype=np.float64)
-            kernel = _assign_parallel if n * len(centers) >= PARALLEL_WORK else _assign_serial
-            kernel(np.ascontiguousarray(X), np.ascontiguousarray(centers.T), labels, sq_dist,
-                   _N_BLOCKS)
-            return labels, sq_dist
         labels, _, _, sq_dist = self._run(X, np.ones(X.shape[0]), centers)
         return labels, sq_dist
 
@@ -165,30 +195,26 @@ class NumbaEngine:
     ) -> tuple[NDArray[np.intp], NDArray[np.float64], float]:
         """One Lloyd iteration; shapes as in :meth:`NumpyEngine.step`.
 
-        Consecutive calls with the same ``X`` object reuse Hamerly's bounds; the result is the
-        same as without them.
+        Consecutive calls with the same ``X`` object reuse the bounds; the result is the same as
+        without them.
         """
         labels, new_centers, inertia, _ = self._run(X, w, centers)
         return labels, new_centers, inertia
-
-    def _fresh(self, X: NDArray[np.float64], centers: NDArray[np.float64]) -> bool:
-        return not (self._X is X and self._centers is not None
-                    and self._centers.shape == centers.shape)
 
     def _run(self, X, w, centers):
         n = X.shape[0]
         k, n_channels = centers.shape
         centers = np.ascontiguousarray(centers, dtype=np.float64)
-        fresh = self._fresh(X, centers)
+        fresh = not (self._X is X and self._centers is not None
+                     and self._centers.shape == centers.shape)
         if fresh:
-            self._X = X
-            self._labels = np.zeros(n, dtype=np.intp)
-            self._lower = np.zeros(n, dtype=np.float64)
-        else:  # every centre moved by at most `moved`: the lower bounds shrink by as much
+            self._start(X, centers)
+        else:  # every bound of group g shrinks by the largest move of a centre in g
             moved = np.sqrt(((centers - self._centers) ** 2).sum(axis=1))
-            order = np.argsort(moved)
-            second = float(moved[order[-2]]) if k > 1 else 0.0
-            _shrink_lower(self._labels, self._lower, float(moved[order[-1]]), int(order[-1]), second)
+            group_moves = np.zeros(self._drift.shape[0])
+            np.maximum.at(group_moves, self._group_of, moved)
+            self._drift += group_moves
+            self._drift_all += float(group_moves.max())
         if k > 1:
             gaps = np.sqrt(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
             np.fill_diagonal(gaps, np.inf)
@@ -202,7 +228,9 @@ class NumbaEngine:
         kernel = _step_parallel if n * k >= PARALLEL_WORK else _step_serial
         kernel(
             np.ascontiguousarray(X), np.ascontiguousarray(w, dtype=np.float64), centers,
-            np.ascontiguousarray(centers.T), self._labels, self._lower, half_gap, fresh,
+            np.ascontiguousarray(centers[self._members].T), self._members, self._starts,
+            self._group_of, self._labels, self._lower, self._drift, self._bound, self._drift_all,
+            half_gap, fresh,
             sums, mass, inertia, sq_dist, _N_BLOCKS,
         )
         self._centers = centers.copy()
@@ -211,3 +239,17 @@ class NumbaEngine:
         filled = total_mass > 0
         new_centers[filled] = sums.sum(axis=0)[filled] / total_mass[filled, None]
         return self._labels.copy(), new_centers, float(inertia.sum()), sq_dist
+
+    def _start(self, X: NDArray[np.float64], centers: NDArray[np.float64]) -> None:
+        """New bounds for ``X``: group the centres; the first step then searches everything."""
+        k = centers.shape[0]
+        self._X = X
+        self._group_of = group_centers(centers, min(MAX_GROUPS, max(1, round(k / 10))))
+        n_groups = int(self._group_of.max()) + 1
+        self._members = np.argsort(self._group_of, kind="stable")
+        self._starts = np.searchsorted(self._group_of[self._members], np.arange(n_groups + 1))
+        self._labels = np.zeros(X.shape[0], dtype=np.intp)
+        self._lower = np.zeros((X.shape[0], n_groups), dtype=np.float64)
+        self._drift = np.zeros(n_groups, dtype=np.float64)
+        self._bound = np.zeros(X.shape[0], dtype=np.float64)
+        self._drift_all = 0.0

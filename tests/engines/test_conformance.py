@@ -139,3 +139,26 @@ def test_registry_names_are_documented_options():
     from kmquant.options import ENGINE_NAMES
 
     assert set(ENGINE_MODULES) | {"auto"} == set(ENGINE_NAMES)
+
+
+def test_numba_bounds_never_change_the_answer(sample_pixels):
+    """The numba engine's bounds carry over between calls; the labels must stay exact anyway:
+    across Lloyd steps, after a centre jumps (as a re-seed does) and for a rounded palette."""
+    h = color_histogram(sample_pixels)
+    X, w = h.colors.astype(np.float64), h.counts.astype(np.float64)
+    centers = seed_centers("k-means++", X, w, 100, seed=3)
+    fast, reference = get_engine("numba"), get_engine("numpy")
+    for iteration in range(8):
+        if iteration == 4:
+            centers = centers.copy()
+            centers[7] = X[12345]  # a jump, as when an empty cluster is re-seeded
+        labels, new_centers, inertia = fast.step(X, w, centers)
+        expected, sq = reference.assign(X, centers)
+        assert np.array_equal(labels, expected), f"step {iteration}"
+        assert inertia == pytest.approx(float(w @ sq), rel=1e-12)
+        centers = new_centers
+    rounded = np.rint(centers)
+    labels, sq = fast.assign(X, rounded)
+    expected, expected_sq = reference.assign(X, rounded)
+    assert np.array_equal(labels, expected)
+    np.testing.assert_allclose(sq, expected_sq)

@@ -39,3 +39,18 @@ def test_shape_mismatch():
 
 def test_bits_per_pixel():
     assert metrics.bits_per_pixel(1000, 100, 10) == 8.0
+
+
+def test_visible_ignores_colour_under_full_transparency():
+    a = np.zeros((8, 8, 4), np.uint8)
+    a[..., :3] = 200
+    a[:4, :, 3] = 0  # invisible, whatever the colour
+    a[4:, :, 3] = 255
+    b = a.copy()
+    b[:4, :, :3] = 0
+    assert metrics.psnr(metrics.visible(a), metrics.visible(b)) == math.inf
+    half = a.copy()
+    half[4:, :, 3] = 128  # half-transparent colour counts half
+    assert metrics.visible(half)[5, 0, 0] == round(200 * 128 / 255)
+    rgb = a[..., :3]
+    assert metrics.visible(rgb) is rgb

@@ -157,3 +157,14 @@ def test_the_shipped_sample(sample_path):
     result = kmquant.quantize(sample_path, 64)
     assert result.colors_used == 64 and result.indices.shape == (512, 768)
     assert metrics.psnr(kmquant.load_image(sample_path).pixels, result.to_array()) > 30
+
+
+def test_compress_rgba_measures_what_is_visible(tmp_path, crop_pixels):
+    rgba = np.dstack([crop_pixels, np.full(crop_pixels.shape[:2], 255, np.uint8)])
+    rgba[:20, :, 3] = 0  # the photo's colours stay under the transparent rows
+    src = tmp_path / "alpha.png"
+    Image.fromarray(rgba).save(src)
+    report = kmquant.compress(src, n_colors=32)
+    assert report.psnr > 25  # the invisible colours do not count against the result
+    with Image.open(report.output) as im:
+        assert "transparency" in im.info

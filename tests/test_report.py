@@ -41,3 +41,8 @@ def test_human_bytes():
     assert human_bytes(512) == "512 B"
     assert human_bytes(1536) == "1.5 KB"
     assert human_bytes(3 * 1024**2) == "3.0 MB"
+
+
+def test_a_bigger_output_says_larger():
+    text = _report(compressed_bytes=25_000).to_text()
+    assert "1.25× larger, +25.0%" in text and "smaller" not in text

@@ -8,7 +8,29 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-__all__ = ["mse", "psnr", "ssim", "bits_per_pixel"]
+__all__ = ["mse", "psnr", "ssim", "bits_per_pixel", "visible"]
+
+
+def visible(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """What a viewer sees: RGBA premultiplied by alpha; other images unchanged.
+
+    The colour under a fully transparent pixel is invisible and arbitrary (kmquant stores it as
+    black), so quality is measured on premultiplied values, where it counts in proportion to its
+    opacity.
+
+    Parameters
+    ----------
+    pixels : (H, W, C) uint8 ndarray
+
+    Returns
+    -------
+    (H, W, C) uint8 ndarray
+    """
+    if pixels.shape[2] != 4:
+        return pixels
+    alpha = pixels[:, :, 3:].astype(np.float64) / 255.0
+    rgb = np.rint(pixels[:, :, :3] * alpha).astype(np.uint8)
+    return np.concatenate([rgb, pixels[:, :, 3:]], axis=2)
 
 
 def _pair(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> tuple[np.ndarray, np.ndarray]:

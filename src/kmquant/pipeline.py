@@ -298,8 +298,9 @@ def compress(
 
     clock = time.perf_counter()
     written = quantized if fmt == "PNG" else _decoded(data, loaded.channels)  # lossy formats
-    psnr = metrics.psnr(loaded.pixels, written)
-    ssim = metrics.ssim(loaded.pixels, written)
+    original, written = metrics.visible(loaded.pixels), metrics.visible(written)
+    psnr = metrics.psnr(original, written)
+    ssim = metrics.ssim(original, written)
     timings = dict(result.timings, encode=encode_seconds, metrics=time.perf_counter() - clock)
     return Report(
         input=str(src),

@@ -64,11 +64,15 @@ class Report:
         """A few aligned lines for a terminal."""
         psnr = "∞ (lossless)" if not math.isfinite(self.psnr) else f"{self.psnr:.2f} dB"
         ssim = "n/a" if self.ssim is None else f"{self.ssim:.4f}"
+        if self.compressed_bytes <= self.original_bytes:
+            change = f"{self.ratio:.2f}× smaller, -{self.reduction_pct:.1f}%"
+        else:
+            change = f"{1 / self.ratio:.2f}× larger, +{-self.reduction_pct:.1f}%"
         lines = [
             f"{self.input} → {self.output or '(not written)'}",
             f"  size     {self.width}×{self.height}, {human_bytes(self.original_bytes)} → "
-            f"{human_bytes(self.compressed_bytes)}  ({self.ratio:.2f}× smaller, "
-            f"-{self.reduction_pct:.1f}%, {self.bits_per_pixel:.2f} bits/pixel, {self.format})",
+            f"{human_bytes(self.compressed_bytes)}  ({change}, "
+            f"{self.bits_per_pixel:.2f} bits/pixel, {self.format})",
             f"  colours  {self.colors_used} used of K={self.k_requested}",
             f"  quality  PSNR {psnr}, SSIM {ssim}",
             f"  engine   {self.engine}, {self.n_iter} iterations, {self.seconds:.2f} s",

@@ -1,8 +1,4 @@
-"""matplotlib figures. Functions return a ``Figure`` and never call ``show()``.
-
-Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot), so they work headless
-and inside notebooks alike.
-"""
+"""Original and quantized pictures next to each other."""
 
 from __future__ import annotations
 
@@ -15,8 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
-from .encode import write_atomic
-from .report import human_bytes
+from ..encode import write_atomic
+from ..report import human_bytes
 
 __all__ = ["side_by_side", "save_figure"]
 

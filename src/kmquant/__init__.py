@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from .choose import KChoice, Target
 from .engines import available_engines
 from .errors import (
     AbortedError,
@@ -23,19 +24,26 @@ from .errors import (
     OutputError,
     OutputExistsError,
     OutputNotWritableError,
+    TargetUnreachableError,
     TruncatedImageError,
     UnsupportedModeError,
 )
+from .job import compress
 from .load import LoadedImage, load_image
 from .options import Options
-from .pipeline import Result, compress, quantize
+from .pipeline import Result, quantize
 from .report import Report
+from .sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "quantize",
     "compress",
+    "sweep",
+    "Target",
+    "KChoice",
+    "SweepResult",
     "load_image",
     "sample_path",
     "available_engines",
@@ -56,6 +64,7 @@ __all__ = [
     "OutputNotWritableError",
     "EngineUnavailableError",
     "AbortedError",
+    "TargetUnreachableError",
     "__version__",
 ]
 

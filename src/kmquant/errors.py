@@ -21,6 +21,7 @@ __all__ = [
     "OutputNotWritableError",
     "EngineUnavailableError",
     "AbortedError",
+    "TargetUnreachableError",
 ]
 
 
@@ -74,3 +75,7 @@ class EngineUnavailableError(KmquantError, ImportError):
 
 class AbortedError(KmquantError):
     """A progress callback asked to stop the work."""
+
+
+class TargetUnreachableError(KmquantError):
+    """No K up to 256 meets the quality or size target of ``-k auto``."""

@@ -1,11 +1,11 @@
-"""The pipeline: load → histogram → seed → refine → remap → (encode) → metrics.
+"""The pipeline: load → histogram → seed → refine → remap.
 
-``quantize`` turns an image into a palette and indices; ``compress`` is the file-to-file job.
+``quantize`` turns an image into a palette and indices; :mod:`kmquant.job` is the file-to-file job
+built on it.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,20 +15,17 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from . import metrics
 from .colorspace import from_working, to_working
-from .encode import FORMAT_EXTENSIONS, encode_as, encode_png, order_palette, write_atomic
+from .encode import encode_png, order_palette, write_atomic
 from .engines import Engine, get_engine
-from .errors import InvalidOptionError, OutputExistsError
-from .histogram import color_histogram
+from .histogram import Histogram, color_histogram
 from .load import ImageSource, LoadedImage, load_image
-from .options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, OUTPUT_FORMATS, Options
-from .refine import Progress, refine, report_progress
+from .options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, Options
+from .refine import Progress, RefineResult, refine, report_progress
 from .remap import remap
-from .report import Report
 from .seeding import seed_centers
 
-__all__ = ["Result", "quantize", "quantize_loaded", "compress", "default_output_path"]
+__all__ = ["Result", "Prepared", "quantize", "quantize_loaded", "quantize_prepared", "prepare"]
 
 _TRANSPARENT = 0
 
@@ -132,44 +129,115 @@ def quantize(
 
 def quantize_loaded(loaded: LoadedImage, options: Options, *, progress: Progress = None) -> Result:
     """Quantize an already decoded image; see :func:`quantize`."""
-    engine = get_engine(options.engine)
-    pixels = loaded.pixels
-    height, width, channels = pixels.shape
-    timings: dict[str, float] = {}
-    notes: list[str] = []
-    k = options.n_colors
+    result, _ = quantize_prepared(
+        prepare(loaded.pixels, options.space), options, get_engine(options.engine),
+        progress=progress,
+    )
+    return result
 
+
+@dataclass(frozen=True)
+class Prepared:
+    """An image made ready for quantization at any K: its colour histogram in the working space.
+
+    Attributes
+    ----------
+    histogram : Histogram
+        Of the pixels, fully transparent ones made (0, 0, 0, 0).
+    X : (n, C) float64 ndarray
+        The colours to cluster, in the working space: every colour but (0, 0, 0, 0) when the image
+        has fully transparent pixels (they get a palette entry of their own).
+    counts : (n,) float64 ndarray
+        Pixels of each row of ``X``.
+    reserved : (r, C) uint8 ndarray
+        r = 1 for the transparent entry, else 0.
+    shape : (H, W)
+    space : str
+    seconds : float
+        Time spent on the histogram.
+    """
+
+    histogram: Histogram
+    X: NDArray[np.float64]
+    counts: NDArray[np.float64]
+    reserved: NDArray[np.uint8]
+    shape: tuple[int, int]
+    space: str
+    seconds: float
+
+
+def prepare(pixels: NDArray[np.uint8], space: str = "rgb") -> Prepared:
+    """Count the colours of ``pixels`` (H, W, C) once, for one or many quantizations."""
     clock = time.perf_counter()
+    height, width, channels = pixels.shape
     if channels == 4:  # every fully transparent pixel is the same invisible colour
         pixels = np.where(pixels[:, :, 3:] == 0, np.uint8(_TRANSPARENT), pixels)
     histogram = color_histogram(pixels)
-    timings["histogram"] = time.perf_counter() - clock
-
     colors, counts = histogram.colors, histogram.counts.astype(np.float64)
-    X = to_working(colors, options.space)
+    X = to_working(colors, space)
     reserved = np.empty((0, channels), dtype=np.uint8)
-    if channels == 4 and k > 1 and histogram.n_colors > 1 and not colors[0].any():
-        # colours are sorted, so a transparent (0, 0, 0, 0) is row 0: it gets an entry of its own
+    if channels == 4 and histogram.n_colors > 1 and not colors[0].any():
+        # colours are sorted, so a transparent (0, 0, 0, 0) is row 0
         reserved, X, counts = colors[:1], X[1:], counts[1:]
+    return Prepared(histogram, X, counts, reserved, (height, width), space,
+                    time.perf_counter() - clock)
 
+
+def quantize_prepared(
+    prepared: Prepared,
+    options: Options,
+    engine: Engine,
+    *,
+    start: NDArray[np.float64] | None = None,
+    progress: Progress = None,
+) -> tuple[Result, NDArray[np.float64] | None]:
+    """Quantize a prepared image with ``options.n_colors`` colours.
+
+    Parameters
+    ----------
+    prepared : Prepared
+    options : Options
+    engine : Engine
+    start : (K', C) float64 ndarray, optional
+        Initial centres (for warm starts); default: seeded by ``options.init``.
+    progress : callable, optional
+
+    Returns
+    -------
+    result : Result
+    centers : (K', C) float64 ndarray or None
+        The fitted centres in the working space (None when the colours were kept exactly).
+    """
+    k = options.n_colors
+    histogram = prepared.histogram
+    timings: dict[str, float] = {"histogram": prepared.seconds}
+    notes: list[str] = []
+    reserved, X, counts = prepared.reserved, prepared.X, prepared.counts
+    if k == 1 and reserved.size:  # one entry for everything: no transparent one of its own
+        reserved = reserved[:0]
+        X, counts = to_working(histogram.colors, prepared.space), histogram.counts.astype(float)
+
+    centers = None
     if X.shape[0] <= k - reserved.shape[0]:
-        palette, n_iter, inertia = colors, 0, 0.0
+        palette, n_iter, inertia = histogram.colors, 0, 0.0
         notes.append(
             f"the image has only {histogram.n_colors} colours, so all are kept exactly (lossless)"
         )
     else:
-        fitted_palette, n_iter, inertia = _fit_palette(
-            X, counts, k - reserved.shape[0], options, engine, progress, timings, notes
+        fitted, centers = _fit_palette(
+            X, counts, k - reserved.shape[0], options, engine, start, progress, timings, notes
         )
-        palette = np.concatenate([reserved, fitted_palette])
+        palette = np.concatenate([reserved, from_working_unique(centers, prepared.space)])
+        n_iter, inertia = fitted.n_iter, fitted.inertia
 
     clock = time.perf_counter()
-    indices = remap(histogram, palette, (height, width), engine, options.space,
-                    colors_working=X if not reserved.size else None)
+    indices = remap(histogram, palette, prepared.shape, engine, prepared.space,
+                    colors_working=X if X.shape[0] == histogram.n_colors else None)
     palette, indices = order_palette(palette, indices)
     timings["remap"] = time.perf_counter() - clock
     report_progress(progress, "remap", 1, 1)
-    return Result(palette, indices, inertia, n_iter, engine.name, k, timings, tuple(notes))
+    result = Result(palette, indices, inertia, n_iter, engine.name, k, timings, tuple(notes))
+    return result, centers
 
 
 def _fit_palette(
@@ -178,11 +246,12 @@ def _fit_palette(
     k: int,
     options: Options,
     engine: Engine,
+    start: NDArray[np.float64] | None,
     progress: Progress,
     timings: dict[str, float],
     notes: list[str],
-) -> tuple[NDArray[np.uint8], int, float]:
-    """Seed and refine K centres for the weighted colours; round them to a palette.
+) -> tuple[RefineResult, NDArray[np.float64]]:
+    """Seed (unless ``start`` is given) and refine K centres for the weighted colours.
 
     Parameters
     ----------
@@ -190,19 +259,18 @@ def _fit_palette(
         Distinct colours in the working space, n > K.
     counts : (n,) float64 ndarray
     k : int
+    start : (K, C) float64 ndarray or None
     timings, notes
         Filled in.
 
     Returns
     -------
-    palette : (K', C) uint8 ndarray
-        K' ≤ K: centres that round to the same colour are merged; fitted order kept, so the
-        engine's bounds stay tight for the remap.
-    n_iter : int
-    inertia : float
+    fitted : RefineResult
+    centers : (K, C) float64 ndarray
     """
     clock = time.perf_counter()
-    start = seed_centers(options.init, X, counts, k, options.seed)
+    if start is None:
+        start = seed_centers(options.init, X, counts, k, options.seed)
     timings["seed"] = time.perf_counter() - clock
     clock = time.perf_counter()
     fitted = refine(
@@ -215,134 +283,14 @@ def _fit_palette(
             f"k-means stopped at max_iter={options.max_iter} before converging; "
             "raise max_iter for a slightly better palette"
         )
-    rounded = from_working(fitted.centers, options.space)
-    _, first = np.unique(rounded, axis=0, return_index=True)
-    return rounded[np.sort(first)], fitted.n_iter, fitted.inertia
+    return fitted, fitted.centers
 
 
-def default_output_path(src: str | os.PathLike, n_colors: int, fmt: str = "PNG") -> Path:
-    """``photo.jpg`` with K=32 → ``photo.k32.png`` beside it (or ``.jpg`` for ``fmt="JPEG"``)."""
-    src = Path(src)
-    return src.with_name(f"{src.stem}.k{n_colors}{FORMAT_EXTENSIONS[fmt]}")
+def from_working_unique(centers: NDArray[np.float64], space: str) -> NDArray[np.uint8]:
+    """Round centres (K, C) to 8-bit colours, merging those that round alike; order kept.
 
-
-def compress(
-    src: str | os.PathLike,
-    dst: str | os.PathLike | None = None,
-    *,
-    out_dir: str | os.PathLike | None = None,
-    n_colors: int = 64,
-    output_format: str = "png",
-    force: bool = False,
-    progress: Progress = None,
-    **options: object,
-) -> Report:
-    """Compress an image file to an indexed PNG (or the input's format) and report on it.
-
-    Parameters
-    ----------
-    src : path
-        The input image; never overwritten unless ``force`` and ``dst`` is the same file.
-    dst : path, optional
-        Output path; default ``<stem>.k<K>.png`` (or the format's extension) beside ``src``,
-        or in ``out_dir``.
-    out_dir : path, optional
-        Folder for the default output name.
-    n_colors : int
-        K, 1 to 256.
-    output_format : str
-        ``png`` (indexed PNG, the compressed form) or ``input``, ``jpeg``, ``webp``, ``tiff``,
-        ``bmp``, ``gif`` to write the quantized picture in full colour in that format.
-    force : bool
-        Overwrite an existing output.
-    **options
-        Any field of :class:`kmquant.Options`.
-
-    Returns
-    -------
-    Report
-
-    Raises
-    ------
-    KmquantError
-        A subclass for each thing that can go wrong; nothing is written then.
+    The fitted order is kept so that an engine's bounds stay tight for the remap.
     """
-    started = time.perf_counter()
-    opts = Options(n_colors=n_colors, **options)  # type: ignore[arg-type]
-    if output_format not in OUTPUT_FORMATS:
-        raise InvalidOptionError(
-            f"format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}"
-        )
-    src = Path(src)
-    loaded = load_image(src, max_pixels=opts.max_pixels)
-    fmt = _pillow_format(output_format, loaded.format)
-    if dst is None:
-        dst = default_output_path(src, opts.n_colors, fmt)
-        if out_dir is not None:
-            dst = Path(out_dir) / dst.name
-    dst = Path(dst)
-    if _same_file(src, dst) and not force:
-        raise OutputExistsError(f"{dst}: is the input file; pass --force to overwrite the input")
-    if dst.exists() and not force:
-        raise OutputExistsError(f"{dst}: already exists; pass --force to overwrite it")
-
-    result = quantize_loaded(loaded, opts, progress=progress)
-    quantized = result.to_array()
-    clock = time.perf_counter()
-    if fmt == "PNG" and output_format == "png":
-        data = result.to_png()
-    else:
-        data = encode_as(quantized, fmt)
-    encode_seconds = time.perf_counter() - clock
-    write_atomic(dst, data, overwrite=force)
-
-    clock = time.perf_counter()
-    written = quantized if fmt == "PNG" else _decoded(data, loaded.channels)  # lossy formats
-    original, written = metrics.visible(loaded.pixels), metrics.visible(written)
-    psnr = metrics.psnr(original, written)
-    ssim = metrics.ssim(original, written)
-    timings = dict(result.timings, encode=encode_seconds, metrics=time.perf_counter() - clock)
-    return Report(
-        input=str(src),
-        output=str(dst),
-        width=loaded.width,
-        height=loaded.height,
-        original_bytes=src.stat().st_size,
-        compressed_bytes=len(data),
-        k_requested=opts.n_colors,
-        colors_used=result.colors_used,
-        psnr=psnr,
-        ssim=ssim,
-        engine=result.engine,
-        n_iter=result.n_iter,
-        seconds=time.perf_counter() - started,
-        format=fmt if output_format != "png" else "indexed PNG",
-        notes=result.notes,
-        timings=timings,
-    )
-
-
-def _decoded(data: bytes, channels: int) -> NDArray[np.uint8]:
-    """Pixels of an encoded file as the reader will see them, with ``channels`` channels."""
-    with Image.open(io.BytesIO(data)) as im:
-        mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
-        return np.asarray(im.convert(mode), dtype=np.uint8).reshape(im.height, im.width, channels)
-
-
-def _pillow_format(output_format: str, input_format: str | None) -> str:
-    if output_format == "png":
-        return "PNG"
-    if output_format == "input":
-        if input_format not in FORMAT_EXTENSIONS:
-            raise InvalidOptionError(
-                f"cannot write the input's format {input_format!r}; use --format png, jpeg or webp"
-            )
-        return input_format
-    return {"jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP", "gif": "GIF"}[output_format]
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
+    rounded = from_working(centers, space)
+    _, first = np.unique(rounded, axis=0, return_index=True)
+    return rounded[np.sort(first)]

@@ -29,6 +29,7 @@ class Report:
     format: str = "PNG"
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    k_choice: dict | None = None
 
     @property
     def ratio(self) -> float:

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["kmeans_plusplus", "SEEDERS", "seed_centers"]
+__all__ = ["kmeans_plusplus", "extend_centers", "coarsen", "SEEDERS", "seed_centers"]
 
 
 def kmeans_plusplus(
@@ -81,6 +81,64 @@ def coarsen(
     filled = np.flatnonzero(W)
     Y = np.stack([np.bincount(key, weights=w * X[:, c])[filled] for c in range(X.shape[1])], axis=1)
     return Y / W[filled, None], W[filled]
+
+
+def extend_centers(
+    X: NDArray[np.float64],
+    w: NDArray[np.float64],
+    centers: NDArray[np.float64],
+    n_clusters: int,
+    seed: int,
+    *,
+    n_local_trials: int | None = None,
+) -> NDArray[np.float64]:
+    """Add centres to existing ones by greedy weighted k-means++ (a warm start for a larger K).
+
+    Parameters
+    ----------
+    X : (n, C) float64 ndarray
+    w : (n,) float64 ndarray
+    centers : (K0, C) float64 ndarray
+        Kept as the first K0 rows.
+    n_clusters : int
+        K ≥ K0, at most the number of distinct rows of X.
+    seed : int
+    n_local_trials : int, optional
+        Candidates per new centre; default ``2 + log K``.
+
+    Returns
+    -------
+    (K, C) float64 ndarray
+    """
+    if n_clusters <= centers.shape[0]:
+        return centers[:n_clusters].copy()
+    if X.shape[0] > COARSEN_ABOVE:
+        pooled, pooled_w = coarsen(X, w)
+        if pooled.shape[0] >= n_clusters:
+            X, w = pooled, pooled_w
+    rng = np.random.default_rng(seed)
+    trials = n_local_trials or 2 + int(np.log(n_clusters))
+    closest = np.min(_sq_dist(X, centers), axis=1)
+    added = []
+    for _ in range(n_clusters - centers.shape[0]):
+        cumulative = np.cumsum(w * closest)
+        if cumulative[-1] <= 0:  # every colour is a centre already
+            break
+        draws = rng.random(trials) * cumulative[-1]
+        candidates = np.minimum(np.searchsorted(cumulative, draws, side="right"), len(X) - 1)
+        options = np.minimum(closest[None, :], _sq_dist(X, X[candidates]).T)  # (trials, n)
+        best = int(np.argmin(options @ w))
+        added.append(X[candidates[best]])
+        closest = options[best]
+    return np.concatenate([centers, np.array(added).reshape(-1, X.shape[1])])
+
+
+def _sq_dist(X: NDArray[np.float64], Y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Squared distances, (n, C) × (m, C) → (n, m)."""
+    out = np.zeros((X.shape[0], Y.shape[0]))
+    for c in range(X.shape[1]):
+        out += (X[:, c, None] - Y[None, :, c]) ** 2
+    return out
 
 
 SEEDERS: dict[str, Callable[..., NDArray[np.float64]]] = {"k-means++": kmeans_plusplus}

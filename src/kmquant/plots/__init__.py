@@ -5,6 +5,12 @@ Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot), so 
 figure, re-exported here.
 """
 
+from .compare import compare_figure, largest_error_region
+from .scatter import palette_shares, scatter_figure
 from .side_by_side import save_figure, side_by_side
+from .sweep import sweep_figure
 
-__all__ = ["side_by_side", "save_figure"]
+__all__ = [
+    "side_by_side", "compare_figure", "largest_error_region", "scatter_figure", "palette_shares",
+    "sweep_figure", "save_figure",
+]

@@ -1,0 +1,118 @@
+"""What every subcommand shares: exit codes, the one-line-error parser, options, progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import errors
+from ..options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, ENGINE_NAMES
+
+#: Exit code of each error class (the first matching class in this order wins).
+EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
+    (errors.InvalidOptionError, 2, "invalid option or K (also for command-line usage errors)"),
+    (errors.InputNotFoundError, 3, "input file missing or unreadable"),
+    (errors.NotAnImageError, 4, "input is not an image"),
+    (errors.TruncatedImageError, 5, "image truncated or corrupt"),
+    (errors.UnsupportedModeError, 6, "unsupported pixel mode"),
+    (errors.ImageTooLargeError, 7, "image has more pixels than --max-pixels"),
+    (errors.OutputExistsError, 8, "output exists (use --force) or would overwrite the input"),
+    (errors.OutputNotWritableError, 9, "output directory missing or not writable"),
+    (errors.EngineUnavailableError, 10, "engine's package not installed"),
+    (errors.AbortedError, 11, "aborted"),
+    (errors.TargetUnreachableError, 12,
+     "-k auto: no K up to 256 meets the target (nothing written; see --best-effort)"),
+    (errors.KmquantError, 1, "other kmquant error"),
+)
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code of an exception."""
+    for cls, code, _ in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return EXIT_INTERNAL
+
+
+def epilog() -> str:
+    lines = ["exit codes:", "  0    success (also: fewer colours than K, kept exactly)"]
+    lines += [f"  {code:<4} {text}" for _, code, text in sorted(EXIT_CODES, key=lambda e: e[1])]
+    lines += [f"  {EXIT_INTERNAL:<4} internal error (a bug: please report it)",
+              f"  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); no partial output is left"]
+    return "\n".join(lines)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def max_pixels(text: str) -> int | None:
+    if text.lower() in ("none", "0", "off"):
+        return None
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of pixels or 'none', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {text!r}")
+    return value
+
+
+def engine_options(*, json_help: str = "print the report as JSON") -> argparse.ArgumentParser:
+    """Options of every command that quantizes (a fresh parser each time: argparse shares
+    parent actions, so a default set on one command would leak into the others)."""
+    common = Parser(add_help=False)
+    common.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
+                        help="k-means engine (default auto: numba, else numpy)")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    common.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER,
+                        help=f"k-means iteration cap (default {DEFAULT_MAX_ITER})")
+    common.add_argument("--tol", type=float, default=DEFAULT_TOL,
+                        help=f"convergence tolerance, relative to the colour variance "
+                        f"(default {DEFAULT_TOL:g}; scikit-learn uses 1e-4)")
+    common.add_argument("--max-pixels", type=max_pixels, default=DEFAULT_MAX_PIXELS,
+                        metavar="N", help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}, "
+                        "Pillow's bomb guard; 'none' for no limit)")
+    common.add_argument("--json", action="store_true", help=json_help)
+    common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    return common
+
+
+def library_options(args: argparse.Namespace) -> dict:
+    """The engine options as keyword arguments of the library."""
+    return {"engine": args.engine, "seed": args.seed, "max_iter": args.max_iter, "tol": args.tol,
+            "max_pixels": args.max_pixels}
+
+
+def progress_bar(args: argparse.Namespace, label: str, total: int, stage: str = "refine"):
+    """A tqdm bar fed by the library's progress callback for one stage, on a terminal only.
+
+    Returns ``(callback, close)``.
+    """
+    from tqdm import tqdm
+
+    if args.quiet or args.json:
+        return None, lambda: None
+    bar = tqdm(total=total, desc=label, unit="it" if stage == "refine" else "K", leave=False,
+               disable=None, file=sys.stderr)
+
+    def progress(name: str, done: int, of: int) -> None:
+        if name == stage:
+            bar.total = max(bar.total or 0, of)
+            bar.update(done - bar.n)
+
+    return progress, bar.close
+
+
+def check_new_file(path: Path, force: bool) -> Path:
+    """Refuse to overwrite an existing file without --force, before any work is done."""
+    if path.exists() and not force:
+        raise errors.OutputExistsError(f"{path}: already exists; pass --force to overwrite it")
+    return path

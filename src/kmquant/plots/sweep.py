@@ -31,11 +31,13 @@ def sweep_figure(result: SweepResult, *, title: str = "", width_inches: float = 
     if title:
         fig.suptitle(title)
 
-    elbow.plot(ks, result.column("inertia"), "o-", color="C0", label="inertia")
-    elbow.set(xscale="log", yscale="log", xlabel="K (colours)",
+    inertia = result.column("inertia")
+    positive = inertia > 0  # a lossless K has none: no log scale for it
+    elbow.plot(ks[positive], inertia[positive], "o-", color="C0", label="inertia")
+    elbow.set(xscale="log", yscale="log" if positive.any() else "linear", xlabel="K (colours)",
               ylabel="inertia (sum of squared errors)", title="elbow: distortion vs K")
     if result.knee is not None:
-        knee_inertia = result.column("inertia")[list(ks).index(result.knee)]
+        knee_inertia = inertia[list(ks).index(result.knee)]
         elbow.axvline(result.knee, color="C3", linestyle="--", linewidth=1)
         elbow.plot([result.knee], [knee_inertia], "o", color="C3", markersize=11,
                    markerfacecolor="none", markeredgewidth=2, label=f"knee: K={result.knee}")

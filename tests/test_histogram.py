@@ -25,3 +25,12 @@ def test_hand_counted_rgba_and_grey():
 def test_photo_has_far_fewer_colours_than_pixels(sample_pixels):
     h = color_histogram(sample_pixels)
     assert 10_000 < h.n_colors < sample_pixels.shape[0] * sample_pixels.shape[1] / 2
+
+
+def test_table_and_sort_methods_agree():
+    from kmquant.histogram import _unique_by_table, _unique_with_inverse
+
+    keys = np.random.default_rng(0).integers(0, 1 << 24, 200_000).astype(np.uint32)
+    keys[::3] = keys[0]  # many repeats
+    for a, b in zip(_unique_by_table(keys, 24), _unique_with_inverse(keys)):
+        assert np.array_equal(a, b)

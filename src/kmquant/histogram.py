@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -24,7 +25,7 @@ class Histogram:
         The distinct colours, sorted by their packed value.
     counts : (n,) int64 ndarray
         Pixels of each colour; sums to H × W.
-    inverse : (H × W,) int64 ndarray
+    inverse : (H × W,) int32 or intp ndarray
         For every pixel in row-major order, the row of its colour in ``colors``.
     """
 
@@ -35,6 +36,13 @@ class Histogram:
     @property
     def n_colors(self) -> int:
         return int(self.colors.shape[0])
+
+    def spread(self, values: NDArray) -> NDArray:
+        """Per-colour values (n,) → per-pixel values (H × W,): ``values[inverse]``, without
+        numpy's conversion of the index array to intp (100 MB for a 12 MP image)."""
+        out = np.empty(self.inverse.shape[0], dtype=values.dtype)
+        _look_up(self.inverse, np.ascontiguousarray(values), out)
+        return out
 
 
 def color_histogram(pixels: NDArray[np.uint8]) -> Histogram:
@@ -57,15 +65,67 @@ def color_histogram(pixels: NDArray[np.uint8]) -> Histogram:
     ([[1, 2, 3], [9, 9, 9]], [2, 1])
     """
     height, width, channels = pixels.shape
-    flat = np.ascontiguousarray(pixels).reshape(height * width, channels)
-    keys = np.zeros(flat.shape[0], dtype=np.uint32)
-    for c in range(channels):  # pack each colour into one integer, big-endian channel order
-        keys |= flat[:, c].astype(np.uint32) << np.uint32(8 * (channels - 1 - c))
-    unique, counts, inverse = _unique_with_inverse(keys)
+    keys = _pack(np.ascontiguousarray(pixels).reshape(height * width, channels))
+    if channels <= 3 and keys.shape[0] >= _TABLE_FROM:
+        unique, counts, inverse = _unique_by_table(keys, 8 * channels)
+    else:
+        unique, counts, inverse = _unique_with_inverse(keys)
     colors = np.empty((unique.shape[0], channels), dtype=np.uint8)
     for c in range(channels):
         colors[:, c] = (unique >> np.uint32(8 * (channels - 1 - c))) & np.uint32(0xFF)
     return Histogram(colors, counts.astype(np.int64), inverse.reshape(-1))
+
+
+#: From this many pixels on, colours of ≤ 24 bits are counted in a table with one slot per
+#: possible colour (2²⁴ int32 slots, 64 MB while it runs) instead of by sorting: 4× faster on 12 MP.
+_TABLE_FROM = 1 << 22
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_into(keys, table):  # pragma: no cover - compiled
+    for i in range(keys.shape[0]):
+        table[keys[i]] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _look_up(keys, table, out):  # pragma: no cover - compiled
+    for i in range(keys.shape[0]):
+        out[i] = table[keys[i]]
+
+
+def _unique_by_table(
+    keys: NDArray[np.uint32], bits: int
+) -> tuple[NDArray[np.uint32], NDArray[np.int64], NDArray[np.int32]]:
+    """Same result as :func:`_unique_with_inverse`, counting into a table of 2**bits slots.
+
+    Parameters
+    ----------
+    keys : (n,) uint32 ndarray
+        Each below 2**bits.
+    bits : int
+        At most 24.
+    """
+    table = np.zeros(1 << bits, dtype=np.int32)
+    _count_into(keys, table)
+    unique = np.flatnonzero(table).astype(np.uint32)
+    counts = table[unique].astype(np.int64)
+    table[unique] = np.arange(unique.shape[0], dtype=np.int32)  # now: colour → its row
+    inverse = np.empty(keys.shape[0], dtype=np.int32)
+    _look_up(keys, table, inverse)
+    return unique, counts, inverse
+
+
+@numba.njit(cache=True, nogil=True)
+def _pack(flat):  # pragma: no cover - compiled
+    """Each colour (n, C) as one integer, channels big-endian: (n,) uint32."""
+    n, channels = flat.shape
+    keys = np.empty(n, dtype=np.uint32)
+    for i in range(n):
+        key = np.uint32(0)
+        for c in range(channels):
+            key = (key << np.uint32(8)) | np.uint32(flat[i, c])
+        keys[i] = key
+    return keys
 
 
 def _unique_with_inverse(

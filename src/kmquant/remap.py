@@ -50,4 +50,4 @@ def remap(
     if colors_working is None:
         colors_working = to_working(histogram.colors, space)
     labels, _ = engine.assign(colors_working, to_working(palette, space))
-    return labels.astype(np.uint8)[histogram.inverse].reshape(shape)
+    return histogram.spread(labels.astype(np.uint8)).reshape(shape)

@@ -170,3 +170,37 @@ def test_installed_console_script(tmp_path, photo):
                             capture_output=True, text=True, timeout=120)
     assert failed.returncode == 3
     assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr
+
+
+def test_batch_on_worker_processes_matches_one_process(capsys, photo, tmp_path):
+    sources = []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.png"
+        path.write_bytes(photo.read_bytes())
+        sources.append(str(path))
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    one, many = tmp_path / "one", tmp_path / "many"
+    one.mkdir()
+    many.mkdir()
+    code, out1, _ = _run(capsys, "compress", *sources, str(bad), "-k", "8", "--out-dir", str(one),
+                         "--jobs", "1", "--json")
+    assert code == 4
+    code, out2, err = _run(capsys, "compress", *sources, str(bad), "-k", "8", "--out-dir",
+                           str(many), "--jobs", "2", "--json")
+    assert code == 4 and "bad.png: not an image" in err
+    first, second = json.loads(out1), json.loads(out2)
+    assert [r["input"] for r in second] == sources  # input order kept
+    for a, b in zip(first, second):
+        assert a["compressed_bytes"] == b["compressed_bytes"] and a["psnr"] == b["psnr"]
+    for name in ("a", "b", "c"):
+        assert (one / f"{name}.k8.png").read_bytes() == (many / f"{name}.k8.png").read_bytes()
+
+
+def test_quiet_skips_the_metrics_nobody_reads(capsys, photo):
+    from kmquant.job import compress
+
+    report = compress(photo, n_colors=4, measure=False)
+    assert report.psnr is None and report.ssim is None
+    assert "PSNR not measured" in report.to_text()
+    assert json.loads(report.to_json())["psnr"] is None

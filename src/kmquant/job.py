@@ -41,6 +41,7 @@ def compress(
     best_effort: bool = False,
     output_format: str = "png",
     force: bool = False,
+    measure: bool = True,
     progress: Progress = None,
     **options: object,
 ) -> Report:
@@ -68,6 +69,9 @@ def compress(
         ``bmp``, ``gif`` to write the quantized picture in full colour in that format.
     force : bool
         Overwrite an existing output.
+    measure : bool
+        Compute PSNR and SSIM for the report (False leaves them None: faster when nobody reads
+        them). ``-k auto`` with a quality target measures its candidates either way.
     **options
         Any field of :class:`kmquant.Options`.
 
@@ -121,8 +125,8 @@ def compress(
     clock = time.perf_counter()
     written = quantized if fmt == "PNG" else _decoded(data, loaded.channels)  # lossy formats
     original, written = metrics.visible(loaded.pixels), metrics.visible(written)
-    psnr = metrics.psnr(original, written)
-    ssim = metrics.ssim(original, written)
+    psnr = metrics.psnr(original, written) if measure else None
+    ssim = metrics.ssim(original, written) if measure else None
     timings = dict(result.timings, encode=encode_seconds, metrics=time.perf_counter() - clock)
     return Report(
         input=str(src),

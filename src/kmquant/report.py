@@ -21,7 +21,7 @@ class Report:
     compressed_bytes: int
     k_requested: int
     colors_used: int
-    psnr: float
+    psnr: float | None
     ssim: float | None
     engine: str
     n_iter: int
@@ -49,8 +49,8 @@ class Report:
         """Plain JSON-ready dict; an infinite PSNR (lossless) becomes ``None``."""
         record = asdict(self)
         record["notes"] = list(self.notes)
-        record["psnr"] = self.psnr if math.isfinite(self.psnr) else None
-        record["lossless"] = not math.isfinite(self.psnr)
+        record["psnr"] = self.psnr if self.psnr is not None and math.isfinite(self.psnr) else None
+        record["lossless"] = self.psnr is not None and not math.isfinite(self.psnr)
         record["ratio"] = round(self.ratio, 4)
         record["reduction_pct"] = round(self.reduction_pct, 3)
         record["bits_per_pixel"] = round(self.bits_per_pixel, 4)
@@ -63,7 +63,10 @@ class Report:
 
     def to_text(self) -> str:
         """A few aligned lines for a terminal."""
-        psnr = "∞ (lossless)" if not math.isfinite(self.psnr) else f"{self.psnr:.2f} dB"
+        if self.psnr is None:
+            psnr = "not measured"
+        else:
+            psnr = "∞ (lossless)" if not math.isfinite(self.psnr) else f"{self.psnr:.2f} dB"
         ssim = "n/a" if self.ssim is None else f"{self.ssim:.4f}"
         if self.compressed_bytes <= self.original_bytes:
             change = f"{self.ratio:.2f}× smaller, -{self.reduction_pct:.1f}%"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def register(commands) -> None:
                           "format name, to write the quantized picture in full colour")
     compress.add_argument("-f", "--force", action="store_true",
                           help="overwrite existing outputs (and the input, if -o names it)")
+    compress.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                          help="worker processes for several files (default 0: one per core)")
     compress.set_defaults(handler=_cmd_compress)
 
     demo = commands.add_parser(
@@ -78,10 +81,6 @@ def _target(args: argparse.Namespace):
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..job import compress
-
     target = _target(args)
     k = args.colors if args.colors is not None else "auto" if target else 64
     if target is not None and k != "auto":
@@ -95,38 +94,102 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         raise errors.OutputNotWritableError(
             f"{args.out_dir}: output directory does not exist; create it first"
         )
-    many = len(args.inputs) > 1
+    if args.jobs < 0:
+        raise errors.InvalidOptionError(f"--jobs must be 0 (one per core) or more, got {args.jobs}")
+    options = dict(n_colors=k, target=target, best_effort=args.best_effort,
+                   output_format=args.output_format, force=args.force, out_dir=args.out_dir,
+                   measure=not args.quiet or args.json, **library_options(args))
+    if len(args.inputs) == 1:
+        return _one(args, options)
+    jobs = min(args.jobs or os.cpu_count() or 1, len(args.inputs))
+    outcomes = _in_pool(args, options, jobs) if jobs > 1 else _in_turn(args, options)
     failures: list[tuple[str, BaseException]] = []
     records = []
-    files = tqdm(args.inputs, desc="images", unit="img", file=sys.stderr,
-                 disable=None if many and not args.quiet and not args.json else True)
-    for src in files:
-        stage = "choose" if k == "auto" else "refine"
-        progress, close = progress_bar(args, Path(src).name, args.max_iter if k != "auto" else 9,
-                                       stage)
-        try:
-            report = compress(src, args.output, out_dir=args.out_dir, n_colors=k, target=target,
-                              best_effort=args.best_effort, output_format=args.output_format,
-                              force=args.force, progress=progress, **library_options(args))
-        except errors.KmquantError as exc:
-            if not many:
-                raise
-            failures.append((src, exc))
-            tqdm.write(f"kmquant: {exc}", file=sys.stderr)
+    for src, outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            failures.append((src, outcome))
+            _write(f"kmquant: {outcome}", sys.stderr)
             continue
-        finally:
-            close()
-        records.append(report.to_dict())
+        records.append(outcome.to_dict())
         if not args.quiet and not args.json:
-            tqdm.write(report.to_text(), file=sys.stdout)
+            _write(outcome.to_text(), sys.stdout)
     if args.json:
-        print(json.dumps(records[0] if not many else records, indent=2))
+        print(json.dumps(records, indent=2))
     if failures:
         if not args.quiet:
             print(f"kmquant: {len(failures)} of {len(args.inputs)} files failed: "
                   + ", ".join(str(src) for src, _ in failures), file=sys.stderr)
         return exit_code_for(failures[0][1])
     return 0
+
+
+def _one(args: argparse.Namespace, options: dict) -> int:
+    """One file, with a progress bar for its k-means (errors go to the caller)."""
+    from ..job import compress
+
+    auto = options["n_colors"] == "auto"
+    progress, close = progress_bar(args, Path(args.inputs[0]).name,
+                                   9 if auto else args.max_iter, "choose" if auto else "refine")
+    try:
+        report = compress(args.inputs[0], args.output, progress=progress, **options)
+    finally:
+        close()
+    if args.json:
+        print(report.to_json())
+    elif not args.quiet:
+        print(report.to_text())
+    return 0
+
+
+def _in_turn(args: argparse.Namespace, options: dict):
+    """Files one after another; yields (path, Report or the KmquantError it raised)."""
+    from tqdm import tqdm
+
+    for src in tqdm(args.inputs, desc="images", unit="img", file=sys.stderr,
+                    disable=None if not args.quiet and not args.json else True):
+        yield src, _compress_one(src, options)
+
+
+def _in_pool(args: argparse.Namespace, options: dict, jobs: int):
+    """Files on ``jobs`` worker processes, results in input order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["kmquant.job"])  # import once, fork the workers from it
+    bar = tqdm(total=len(args.inputs), desc=f"images ({jobs} processes)", unit="img",
+               file=sys.stderr, disable=None if not args.quiet and not args.json else True)
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(_compress_one, src, options) for src in args.inputs]
+        try:
+            for src, future in zip(args.inputs, futures):
+                outcome = future.result()
+                bar.update(1)
+                yield src, outcome
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            bar.close()
+
+
+def _compress_one(src: str, options: dict):
+    """Compress one file; a KmquantError is returned, not raised, so a batch goes on."""
+    from ..job import compress
+
+    try:
+        return compress(src, **options)
+    except errors.KmquantError as exc:
+        return exc
+
+
+def _write(text: str, stream) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(text, file=stream)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

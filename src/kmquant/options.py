@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .colorspace import SPACE_NAMES
 from .errors import InvalidOptionError
 
 __all__ = [
@@ -24,7 +25,6 @@ MAX_COLORS = 256
 OUTPUT_FORMATS = ("png", "input", "jpeg", "webp", "tiff", "bmp", "gif")
 ENGINE_NAMES = ("auto", "numba", "numpy", "sklearn", "sklearn-elkan", "sklearn-minibatch")
 INIT_NAMES = ("k-means++",)
-SPACE_NAMES = ("rgb",)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class Options:
     init : str
         Seeding method for the initial palette.
     space : str
-        Working colour space of the clustering.
+        Working colour space of the clustering and the remap: ``rgb`` (default: it maximises
+        PSNR), ``linear``, ``oklab`` or ``lab`` (lowest ΔE2000; see README).
     max_pixels : int or None
         Refuse images with more pixels than this (``None``: no limit).
     """

@@ -142,3 +142,14 @@ def test_one_pixel_image_everywhere(capsys, tmp_path):
     assert code == 0, err
     code, _, err = _run(capsys, "compare", src, tmp_path / "dot.k4.png")
     assert code == 0, err
+
+
+def test_space_and_dither_flags(capsys, photo):
+    code, out, err = _run(capsys, "compress", photo, "-k", "8", "--space", "oklab", "--dither",
+                          "fs", "--dither-strength", "0.5", "--json")
+    assert code == 0, err
+    assert json.loads(out)["delta_e"] > 0
+    code, _, err = _run(capsys, "compress", photo, "--dither", "noise")
+    assert code == 2 and "invalid choice" in _one_line(err)
+    code, _, err = _run(capsys, "compress", photo, "--dither-strength", "3", "-o", "x.png")
+    assert code == 2 and "dither strength must be between 0 and 1" in _one_line(err)

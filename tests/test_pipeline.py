@@ -168,3 +168,44 @@ def test_compress_rgba_measures_what_is_visible(tmp_path, crop_pixels):
     assert report.psnr > 25  # the invisible colours do not count against the result
     with Image.open(report.output) as im:
         assert "transparency" in im.info
+
+
+@pytest.mark.parametrize("method", ["fs", "ordered"])
+def test_dithering_through_the_pipeline(crop_pixels, method):
+    from kmquant.dither import dither
+
+    plain = kmquant.quantize(crop_pixels, 8)
+    dithered = kmquant.quantize(crop_pixels, 8, dither=method)
+    assert dithered.colors_used <= 8
+    # the same palette, indices chosen by the ditherer instead of the nearest colour
+    assert np.array_equal(dithered.palette, plain.palette)
+    expected = dither(crop_pixels, plain.palette, method)
+    assert np.array_equal(dithered.indices, expected)
+    assert not np.array_equal(dithered.indices, plain.indices)
+
+
+@pytest.mark.parametrize("space", ["linear", "oklab", "lab"])
+def test_other_working_spaces(crop_pixels, space):
+    from kmquant.colorspace import to_working
+
+    result = kmquant.quantize(crop_pixels, 12, space=space)
+    assert result.colors_used <= 12
+    # the remap is exact in the working space: every pixel has its nearest palette colour there
+    px = to_working(crop_pixels.reshape(-1, 3), space)
+    pal = to_working(result.palette, space)
+    nearest = ((px[:, None, :] - pal[None]) ** 2).sum(axis=2).argmin(axis=1)
+    assert np.array_equal(result.indices.reshape(-1), nearest)
+
+
+def test_lab_space_lowers_delta_e_and_the_report_shows_it(photo):
+    rgb = kmquant.compress(photo, photo.with_name("rgb.png"), n_colors=16)
+    lab = kmquant.compress(photo, photo.with_name("lab.png"), n_colors=16, space="lab")
+    assert lab.delta_e < rgb.delta_e and rgb.psnr > lab.psnr
+    assert "ΔE2000" in rgb.to_text()
+
+
+@pytest.mark.parametrize("option, value", [("dither", "random"), ("dither_strength", 1.5),
+                                           ("dither_strength", True)])
+def test_invalid_dither_options(crop_pixels, option, value):
+    with pytest.raises(InvalidOptionError, match="dither"):
+        kmquant.quantize(crop_pixels, 8, **{option: value})

@@ -127,6 +127,7 @@ def compress(
     original, written = metrics.visible(loaded.pixels), metrics.visible(written)
     psnr = metrics.psnr(original, written) if measure else None
     ssim = metrics.ssim(original, written) if measure else None
+    delta_e = metrics.delta_e(original, written) if measure else None
     timings = dict(result.timings, encode=encode_seconds, metrics=time.perf_counter() - clock)
     return Report(
         input=str(src),
@@ -139,6 +140,7 @@ def compress(
         colors_used=result.colors_used,
         psnr=psnr,
         ssim=ssim,
+        delta_e=delta_e,
         engine=result.engine,
         n_iter=result.n_iter,
         seconds=time.perf_counter() - started,

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from .colorspace import SPACE_NAMES
+from .dither import DITHER_METHODS
 from .errors import InvalidOptionError
 
 __all__ = [
@@ -52,6 +53,11 @@ class Options:
         PSNR), ``linear``, ``oklab`` or ``lab`` (lowest ΔE2000; see README).
     max_pixels : int or None
         Refuse images with more pixels than this (``None``: no limit).
+    dither : str
+        ``none`` (exact nearest colour), ``fs`` (Floyd–Steinberg, serpentine, error clamped) or
+        ``ordered`` (8×8 Bayer). Dithering hides banding at the cost of bytes and PSNR.
+    dither_strength : float
+        0 to 1: how much of the error is diffused (or of the Bayer spread applied).
     """
 
     n_colors: int = 64
@@ -62,6 +68,8 @@ class Options:
     init: str = "k-means++"
     space: str = "rgb"
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    dither: str = "none"
+    dither_strength: float = 1.0
 
     def __post_init__(self) -> None:
         _check_int("n_colors", self.n_colors, 1, MAX_COLORS, hint="K must be between 1 and 256")
@@ -74,6 +82,12 @@ class Options:
             raise InvalidOptionError(f"tol must be a finite number >= 0, got {self.tol!r}")
         _check_choice("init", self.init, INIT_NAMES)
         _check_choice("space", self.space, SPACE_NAMES)
+        _check_choice("dither", self.dither, DITHER_METHODS)
+        if isinstance(self.dither_strength, bool) or not isinstance(
+            self.dither_strength, (int, float)
+        ) or not 0.0 <= self.dither_strength <= 1.0:
+            raise InvalidOptionError(
+                f"dither strength must be between 0 and 1, got {self.dither_strength!r}")
         if self.max_pixels is not None:
             _check_int("max_pixels", self.max_pixels, 1, 2**62)
 

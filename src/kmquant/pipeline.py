@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from .colorspace import from_working, to_working
+from .dither import dither
 from .encode import encode_png, order_palette, write_atomic
 from .engines import Engine, get_engine
 from .histogram import Histogram, color_histogram
@@ -94,6 +95,8 @@ def quantize(
     init: str = "k-means++",
     space: str = "rgb",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    dither: str = "none",
+    dither_strength: float = 1.0,
     progress: Progress = None,
 ) -> Result:
     """Reduce an image to ``n_colors`` colours found by k-means.
@@ -103,7 +106,7 @@ def quantize(
     image : path, bytes, PIL.Image.Image or (H, W) / (H, W, 3|4) uint8 ndarray
     n_colors : int
         K, 1 to 256.
-    engine, seed, max_iter, tol, init, space, max_pixels
+    engine, seed, max_iter, tol, init, space, max_pixels, dither, dither_strength
         See :class:`kmquant.Options`.
     progress : callable, optional
         ``progress(stage, done, total)``; returning False aborts with :class:`AbortedError`.
@@ -122,7 +125,7 @@ def quantize(
     """
     options = Options(
         n_colors=n_colors, engine=engine, seed=seed, max_iter=max_iter, tol=tol, init=init,
-        space=space, max_pixels=max_pixels,
+        space=space, max_pixels=max_pixels, dither=dither, dither_strength=dither_strength,
     )
     return quantize_loaded(load_image(image, max_pixels=max_pixels), options, progress=progress)
 
@@ -144,6 +147,8 @@ class Prepared:
     ----------
     histogram : Histogram
         Of the pixels, fully transparent ones made (0, 0, 0, 0).
+    pixels : (H, W, C) uint8 ndarray
+        Those pixels (for dithering, which works pixel by pixel).
     X : (n, C) float64 ndarray
         The colours to cluster, in the working space: every colour but (0, 0, 0, 0) when the image
         has fully transparent pixels (they get a palette entry of their own).
@@ -158,6 +163,7 @@ class Prepared:
     """
 
     histogram: Histogram
+    pixels: NDArray[np.uint8]
     X: NDArray[np.float64]
     counts: NDArray[np.float64]
     reserved: NDArray[np.uint8]
@@ -179,7 +185,7 @@ def prepare(pixels: NDArray[np.uint8], space: str = "rgb") -> Prepared:
     if channels == 4 and histogram.n_colors > 1 and not colors[0].any():
         # colours are sorted, so a transparent (0, 0, 0, 0) is row 0
         reserved, X, counts = colors[:1], X[1:], counts[1:]
-    return Prepared(histogram, X, counts, reserved, (height, width), space,
+    return Prepared(histogram, pixels, X, counts, reserved, (height, width), space,
                     time.perf_counter() - clock)
 
 
@@ -231,8 +237,12 @@ def quantize_prepared(
         n_iter, inertia = fitted.n_iter, fitted.inertia
 
     clock = time.perf_counter()
-    indices = remap(histogram, palette, prepared.shape, engine, prepared.space,
-                    colors_working=X if X.shape[0] == histogram.n_colors else None)
+    if options.dither == "none" or palette.shape[0] < 2:
+        indices = remap(histogram, palette, prepared.shape, engine, prepared.space,
+                        colors_working=X if X.shape[0] == histogram.n_colors else None)
+    else:
+        indices = dither(prepared.pixels, palette, options.dither,
+                         strength=options.dither_strength)
     palette, indices = order_palette(palette, indices)
     timings["remap"] = time.perf_counter() - clock
     report_progress(progress, "remap", 1, 1)

@@ -27,6 +27,7 @@ class Report:
     n_iter: int
     seconds: float
     format: str = "PNG"
+    delta_e: float | None = None
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     k_choice: dict | None = None
@@ -68,6 +69,7 @@ class Report:
         else:
             psnr = "∞ (lossless)" if not math.isfinite(self.psnr) else f"{self.psnr:.2f} dB"
         ssim = "n/a" if self.ssim is None else f"{self.ssim:.4f}"
+        delta_e = "" if self.delta_e is None else f", ΔE2000 {self.delta_e:.2f}"
         if self.compressed_bytes <= self.original_bytes:
             change = f"{self.ratio:.2f}× smaller, -{self.reduction_pct:.1f}%"
         else:
@@ -78,7 +80,7 @@ class Report:
             f"{human_bytes(self.compressed_bytes)}  ({change}, "
             f"{self.bits_per_pixel:.2f} bits/pixel, {self.format})",
             f"  colours  {self.colors_used} used of K={self.k_requested}",
-            f"  quality  PSNR {psnr}, SSIM {ssim}",
+            f"  quality  PSNR {psnr}, SSIM {ssim}{delta_e}",
             f"  engine   {self.engine}, {self.n_iter} iterations, {self.seconds:.2f} s",
         ]
         lines += [f"  note     {note}" for note in self.notes]

@@ -208,6 +208,9 @@ def sweep(
     max_iter: int = Options.max_iter,
     tol: float = Options.tol,
     max_pixels: int | None = Options.max_pixels,
+    space: str = "rgb",
+    dither: str = "none",
+    dither_strength: float = 1.0,
     silhouette_sample: int = SILHOUETTE_SAMPLE,
     with_quality: bool = True,
     progress: Progress = None,
@@ -220,7 +223,7 @@ def sweep(
     k_values : sequence of int, optional
         Default :data:`DEFAULT_K_VALUES`. Values above the image's number of colours give the
         exact picture; they are dropped (with a note) but for the first of them.
-    engine, seed, max_iter, tol, max_pixels
+    engine, seed, max_iter, tol, max_pixels, space, dither, dither_strength
         As in :func:`kmquant.quantize`.
     silhouette_sample : int
         Pixels (a seeded sample) for the silhouette score; 0 skips it.
@@ -240,7 +243,8 @@ def sweep(
         _check_k(k, str(list(ks)))
     loaded = load_image(image, max_pixels=max_pixels)
     options = Options(n_colors=ks[0], engine=engine, seed=seed, max_iter=max_iter, tol=tol,
-                      max_pixels=max_pixels)
+                      max_pixels=max_pixels, space=space, dither=dither,
+                      dither_strength=dither_strength)
     return sweep_prepared(
         prepare(loaded.pixels, options.space), loaded.pixels, ks, options,
         get_engine(options.engine), silhouette_sample=silhouette_sample,
@@ -269,7 +273,7 @@ def sweep_prepared(
                      f"exact picture, so the sweep stops at K={n_colors}")
         ks = sorted({k for k in ks if k < n_colors} | {n_colors})
     size = silhouette_sample if with_quality else 0
-    sample_pixels, sample_rows = _silhouette_sample(pixels, size, options.seed)
+    sample_pixels, sample_rows = _silhouette_sample(pixels, size, options.seed, options.space)
     visible = metrics.visible(pixels)
 
     rows = []
@@ -308,13 +312,13 @@ def sweep_prepared(
 
 
 def _silhouette_sample(
-    pixels: NDArray[np.uint8], size: int, seed: int
+    pixels: NDArray[np.uint8], size: int, seed: int, space: str = "rgb"
 ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
     """A seeded sample of pixels, (m, C) in the working space, and their flat positions (m,)."""
     flat = pixels.reshape(-1, pixels.shape[2])
     m = min(size, flat.shape[0])
     rows = np.sort(np.random.default_rng(seed).choice(flat.shape[0], m, replace=False))
-    return to_working(flat[rows]), rows
+    return to_working(flat[rows], space), rows
 
 
 def _silhouette(sample: NDArray[np.float64], labels: NDArray[np.uint8]) -> float | None:

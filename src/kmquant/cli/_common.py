@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from .. import errors
+from ..colorspace import SPACE_NAMES
+from ..dither import DITHER_METHODS
 from ..options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, ENGINE_NAMES
 
 #: Exit code of each error class (the first matching class in this order wins).
@@ -80,6 +82,14 @@ def engine_options(*, json_help: str = "print the report as JSON") -> argparse.A
     common.add_argument("--max-pixels", type=max_pixels, default=DEFAULT_MAX_PIXELS,
                         metavar="N", help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}, "
                         "Pillow's bomb guard; 'none' for no limit)")
+    common.add_argument("--space", choices=SPACE_NAMES, default="rgb",
+                        help="colour space of the clustering: rgb (default, best PSNR), linear, "
+                        "oklab, lab (lowest ΔE2000, smaller files)")
+    common.add_argument("--dither", choices=DITHER_METHODS, default="none",
+                        help="none (default), fs (Floyd–Steinberg) or ordered (Bayer): hides "
+                        "banding, costs bytes and PSNR")
+    common.add_argument("--dither-strength", type=float, default=1.0, metavar="S",
+                        help="0 to 1 (default 1)")
     common.add_argument("--json", action="store_true", help=json_help)
     common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return common
@@ -88,7 +98,8 @@ def engine_options(*, json_help: str = "print the report as JSON") -> argparse.A
 def library_options(args: argparse.Namespace) -> dict:
     """The engine options as keyword arguments of the library."""
     return {"engine": args.engine, "seed": args.seed, "max_iter": args.max_iter, "tol": args.tol,
-            "max_pixels": args.max_pixels}
+            "max_pixels": args.max_pixels, "space": args.space, "dither": args.dither,
+            "dither_strength": args.dither_strength}
 
 
 def progress_bar(args: argparse.Namespace, label: str, total: int, stage: str = "refine"):

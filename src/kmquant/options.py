@@ -24,7 +24,9 @@ DEFAULT_MAX_ITER = 300
 MAX_COLORS = 256
 #: ``png`` is the indexed (palette) PNG; the others write the quantized picture as full colour.
 OUTPUT_FORMATS = ("png", "input", "jpeg", "webp", "tiff", "bmp", "gif")
-ENGINE_NAMES = ("auto", "numba", "numpy", "sklearn", "sklearn-elkan", "sklearn-minibatch")
+ENGINE_NAMES = (
+    "auto", "numba", "numpy", "sklearn", "sklearn-elkan", "sklearn-minibatch", "torch",
+)
 INIT_NAMES = ("k-means++",)
 
 
@@ -38,7 +40,8 @@ class Options:
         Palette size K, 1 to 256.
     engine : str
         k-means engine: ``auto`` (numba when installed, else numpy), ``numba``, ``numpy``,
-        ``sklearn`` (KMeans lloyd), ``sklearn-elkan`` or ``sklearn-minibatch``.
+        ``sklearn`` (KMeans lloyd), ``sklearn-elkan``, ``sklearn-minibatch`` or ``torch`` (CUDA
+        when present, else CPU; the ``torch`` extra).
     seed : int
         Seed of every random choice; same input, options and seed give the same output.
     max_iter : int

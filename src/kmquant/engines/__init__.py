@@ -36,13 +36,14 @@ class Engine(Protocol):
     ) -> tuple[NDArray[np.intp], NDArray[np.float64]]: ...
 
 
-#: engine name → (module, factory name, packages to install when missing)
-ENGINE_MODULES: dict[str, tuple[str, str, str]] = {
-    "numpy": ("numpy_engine", "NumpyEngine", "numpy"),
-    "numba": ("numba_engine", "NumbaEngine", "numba"),
-    "sklearn": ("sklearn_engine", "lloyd", "scikit-learn"),
-    "sklearn-elkan": ("sklearn_engine", "elkan", "scikit-learn"),
-    "sklearn-minibatch": ("sklearn_engine", "minibatch", "scikit-learn"),
+#: engine name → (module, factory name, package it needs, what to pip install)
+ENGINE_MODULES: dict[str, tuple[str, str, str, str]] = {
+    "numpy": ("numpy_engine", "NumpyEngine", "numpy", "numpy"),
+    "numba": ("numba_engine", "NumbaEngine", "numba", "numba"),
+    "sklearn": ("sklearn_engine", "lloyd", "scikit-learn", "scikit-learn"),
+    "sklearn-elkan": ("sklearn_engine", "elkan", "scikit-learn", "scikit-learn"),
+    "sklearn-minibatch": ("sklearn_engine", "minibatch", "scikit-learn", "scikit-learn"),
+    "torch": ("torch_engine", "TorchEngine", "PyTorch", "'kmquant[torch]'"),
 }
 
 
@@ -65,13 +66,13 @@ def get_engine(name: str) -> Engine:
         raise InvalidOptionError(
             f"engine must be one of auto, {', '.join(ENGINE_MODULES)}; got {name!r}"
         )
-    module, factory, package = ENGINE_MODULES[name]
+    module, factory, package, install = ENGINE_MODULES[name]
     try:
         mod = importlib.import_module(f"{__name__}.{module}")
     except ImportError as exc:
         raise EngineUnavailableError(
             f"engine {name!r} needs {package}, which is not installed ({exc}); "
-            f"run: pip install {package}"
+            f"run: pip install {install}"
         ) from None
     return getattr(mod, factory)()
 

@@ -134,3 +134,29 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_atomic(target, b"data")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_oxipng_makes_the_same_picture_smaller(crop_pixels):
+    import kmquant
+
+    pytest.importorskip("oxipng")
+    result = kmquant.quantize(crop_pixels, 16)
+    plain = encode_png(result.palette, result.indices, optimize=False)
+    small = encode_png(result.palette, result.indices, optimize=True)
+    assert len(small) < len(plain)
+    for data in (plain, small):
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        assert np.array_equal(decoded, result.to_array())
+
+
+def test_without_oxipng_zlib_level_9_is_used(monkeypatch, crop_pixels):
+    import sys
+
+    import kmquant
+    from kmquant import encode
+
+    monkeypatch.setitem(sys.modules, "oxipng", None)  # as if the png extra were not installed
+    assert not encode.png_optimizer_available()
+    result = kmquant.quantize(crop_pixels, 16)
+    assert encode_png(result.palette, result.indices) == encode_png(
+        result.palette, result.indices, optimize=False)

@@ -21,6 +21,7 @@ __all__ = [
     "order_palette",
     "png_bit_depth",
     "encode_png",
+    "png_optimizer_available",
     "encode_as",
     "write_atomic",
     "FORMAT_EXTENSIONS",
@@ -73,14 +74,33 @@ def png_bit_depth(n_colors: int) -> int:
     return 8
 
 
-def encode_png(palette: NDArray[np.uint8], indices: NDArray[np.uint8]) -> bytes:
-    """Encode an indexed PNG at maximum deflate.
+#: oxipng's effort when the ``png`` extra (pyoxipng) is installed: level 1 keeps 5–11 % of the bytes
+#: of zlib level 9 off for ~70 ms a 768×512 image (measured; README).
+OXIPNG_LEVEL = 1
+
+
+def png_optimizer_available() -> bool:
+    """Whether pyoxipng (the ``png`` extra) is installed."""
+    try:
+        import oxipng  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def encode_png(
+    palette: NDArray[np.uint8], indices: NDArray[np.uint8], *, optimize: bool | None = None
+) -> bytes:
+    """Encode an indexed PNG as small as we can make it.
 
     Parameters
     ----------
     palette : (K, C) uint8 ndarray
         C = 1 (grey), 3 (RGB) or 4 (RGBA); K ≤ 256.
     indices : (H, W) uint8 ndarray
+    optimize : bool, optional
+        Recompress with oxipng (filters tried, libdeflate); default: when pyoxipng is installed.
+        Without it, zlib at level 9.
 
     Returns
     -------
@@ -100,12 +120,18 @@ def encode_png(palette: NDArray[np.uint8], indices: NDArray[np.uint8]) -> bytes:
         translucent = np.flatnonzero(palette[:, 3] < 255)
         if translucent.size:
             options["transparency"] = palette[: translucent[-1] + 1, 3].tobytes()
-    data = _save(im, "PNG", compress_level=9, **options)
+    if optimize is None:
+        optimize = png_optimizer_available()
+    level = 1 if optimize else 9  # oxipng deflates again: a fast first pass is enough
+    candidates = [_save(im, "PNG", compress_level=level, **options)]
     if channels == 1:
-        grey = _save(Image.fromarray(palette[:, 0][indices], mode="L"), "PNG", compress_level=9)
-        if len(grey) < len(data):
-            return grey
-    return data
+        grey = Image.fromarray(palette[:, 0][indices], mode="L")
+        candidates.append(_save(grey, "PNG", compress_level=level))
+    if optimize:
+        import oxipng
+
+        candidates = [oxipng.optimize_from_memory(data, level=OXIPNG_LEVEL) for data in candidates]
+    return min(candidates, key=len)
 
 
 def encode_as(pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95) -> bytes:

@@ -19,7 +19,6 @@ $(BIN)/python:
 
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e '.[png]'
-
 	@touch $@
 
 # torch==2.13.0 first: the CPU build (on this project's machines it lies on disk); a bare
@@ -35,8 +34,9 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.run-installed
+bench: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_core.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/bench_pngquant.py $(if $(DATA),--data $(DATA))
 
 clean:
 	rm -rf $(VENV) kmquant-demo .pytest_cache src/*.egg-info

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -18,12 +19,15 @@ def kmeans_plusplus(
     w: NDArray[np.float64],
     n_clusters: int,
     rng: np.random.Generator,
+    *,
+    n_local_trials: int | None = None,
 ) -> NDArray[np.float64]:
-    """Greedy weighted k-means++ (Arthur & Vassilvitskii 2007), by scikit-learn.
+    """Greedy weighted k-means++ (Arthur & Vassilvitskii 2007; greedy as in scikit-learn).
 
     Each new centre is drawn with probability proportional to weight × squared distance to the
-    nearest centre so far; of ``2 + log K`` draws the one that lowers the potential most is kept.
-    scikit-learn's compiled implementation takes the weights directly.
+    nearest centre so far; of ``n_local_trials`` draws the one that lowers the potential most is
+    kept. Compiled with numba: scikit-learn's ``kmeans_plusplus`` is as fast, but importing
+    ``sklearn.cluster`` costs 0.7 s, more than quantizing a photo.
 
     Parameters
     ----------
@@ -34,19 +38,66 @@ def kmeans_plusplus(
     n_clusters : int
         K, at most n.
     rng : numpy.random.Generator
-        Source of the seed handed to scikit-learn.
+    n_local_trials : int, optional
+        Candidates per step; default ``2 + int(log K)``.
 
     Returns
     -------
     (K, C) float64 ndarray
         Rows of ``X``, all distinct.
     """
-    from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus
-
-    _, rows = sk_kmeans_plusplus(
-        X, n_clusters, sample_weight=w, random_state=int(rng.integers(2**31 - 1))
-    )
+    trials = n_local_trials or 2 + int(np.log(n_clusters))
+    uniforms = rng.random(1 + (n_clusters - 1) * trials)
+    rows = _kmeans_plusplus(np.ascontiguousarray(X, dtype=np.float64),
+                            np.ascontiguousarray(w, dtype=np.float64), n_clusters, trials, uniforms)
     return X[rows].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _kmeans_plusplus(X, w, k, trials, uniforms):  # pragma: no cover - compiled
+    n, n_channels = X.shape
+    rows = np.empty(k, dtype=np.int64)
+    cumulative = np.empty(n)
+    total = 0.0
+    for i in range(n):
+        total += w[i]
+        cumulative[i] = total
+    rows[0] = min(np.searchsorted(cumulative, uniforms[0] * total, side="right"), n - 1)
+    closest = np.empty(n)
+    for i in range(n):
+        d = 0.0
+        for c in range(n_channels):
+            t = X[i, c] - X[rows[0], c]
+            d += t * t
+        closest[i] = d
+    candidate_d = np.empty(n)
+    best_d = np.empty(n)
+    for step in range(1, k):
+        potential = 0.0
+        for i in range(n):
+            potential += w[i] * closest[i]
+            cumulative[i] = potential
+        best_potential = np.inf
+        best_row = -1
+        for t in range(trials):
+            draw = uniforms[1 + (step - 1) * trials + t] * potential
+            row = min(np.searchsorted(cumulative, draw, side="right"), n - 1)
+            candidate_potential = 0.0
+            for i in range(n):
+                d = 0.0
+                for c in range(n_channels):
+                    diff = X[i, c] - X[row, c]
+                    d += diff * diff
+                d = min(d, closest[i])
+                candidate_d[i] = d
+                candidate_potential += w[i] * d
+            if candidate_potential < best_potential:
+                best_potential = candidate_potential
+                best_row = row
+                best_d[:] = candidate_d
+        rows[step] = best_row
+        closest[:] = best_d
+    return rows
 
 
 def coarsen(

@@ -76,7 +76,12 @@ def test_palette_with_transparency_becomes_rgba():
 @pytest.mark.parametrize("mode", ["1", "CMYK", "YCbCr", "LA", "PA", "I", "F", "LAB"])
 def test_every_common_mode_converts(crop_pixels, mode):
     im = Image.fromarray(crop_pixels)
-    im = im.convert("L").convert(mode) if mode in ("1", "I", "F", "LA") else im.convert(mode) if mode != "PA" else im.convert("P").convert("PA")
+    if mode in ("1", "I", "F", "LA"):
+        im = im.convert("L").convert(mode)
+    elif mode == "PA":
+        im = im.convert("P").convert("PA")
+    else:
+        im = im.convert(mode)
     loaded = load_image(im)
     assert loaded.pixels.dtype == np.uint8 and loaded.pixels.shape[:2] == (64, 96)
 

@@ -128,8 +128,8 @@ def parse_k_values(spec: str | None) -> list[int]:
     """Read a K specification.
 
     ``None`` or ``""``: :data:`DEFAULT_K_VALUES`. ``"A:B"``: the values of that ladder (powers of
-    two and 1.5 × powers of two) from A to B, both ends included. ``"A:B:S"``: A, A+S, … up to B. ``"a,b,c"``: those
-    values.
+    two and 1.5 × powers of two) from A to B, both ends included. ``"A:B:S"``: A, A+S, … up
+    to B. ``"a,b,c"``: those values.
 
     Raises
     ------

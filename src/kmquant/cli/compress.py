@@ -65,7 +65,8 @@ def _k_or_auto(text: str) -> int | str:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"K must be a number from 1 to 256 or 'auto', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"K must be a number from 1 to 256 or 'auto', got {text!r}") from None
 
 
 def _target(args: argparse.Namespace):

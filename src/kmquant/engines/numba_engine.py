@@ -13,10 +13,10 @@ final palette, whose remap then costs little.
 Rows are cut into a fixed number of contiguous blocks (independent of the thread count), each with
 its own partial sums; the partials are added in block order, so results are identical on every run
 and every machine whatever the number of cores. Threads take the blocks in bit-reversed order, so
-each thread's share is spread over the whole (sorted) colour range and the work stays even. The blocks run on all cores when a step holds at least
-:data:`PARALLEL_WORK` distance computations (rows × K); below that, one thread is faster
-(measured on 2 cores: for a few milliseconds of work, OpenMP threads that spin between steps slow
-the main thread more than they help).
+each thread's share is spread over the whole (sorted) colour range and the work stays even. The
+blocks run on all cores when a step holds at least :data:`PARALLEL_WORK` distance computations
+(rows × K); below that, one thread is faster (measured on 2 cores: for a few milliseconds of work,
+OpenMP threads that spin between steps slow the main thread more than they help).
 
 A global bound per colour (the smallest of its group bounds, shrunk by the largest move of any
 centre) skips the per-group checks for most colours. Memory: one float64 bound per colour and

@@ -32,6 +32,7 @@ run: $(VENV)/.run-installed
 	$(BIN)/kmquant demo -k $(K)
 
 test: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.test-installed

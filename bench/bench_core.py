@@ -237,12 +237,14 @@ def warm_up(methods: list[Method], pixels: NDArray[np.uint8], k: int) -> None:
 # Inputs
 
 
-def resolve_images(data: Path | None, names: list[str] | None) -> dict[str, Path]:
+def resolve_images(
+    data: Path | None, names: list[str] | None, default_names: tuple[str, ...] = DEFAULT_IMAGES
+) -> dict[str, Path]:
     """Image name -> path: ``DATA/<name>.png``, or the packaged sample as ``sample``."""
     if data is None and DEFAULT_DATA.is_dir():
         data = DEFAULT_DATA
     if names is None:
-        names = list(DEFAULT_IMAGES) if data is not None else [SAMPLE_NAME]
+        names = list(default_names) if data is not None else [SAMPLE_NAME]
     paths = {}
     for name in names:
         if name == SAMPLE_NAME:

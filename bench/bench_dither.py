@@ -74,6 +74,9 @@ from kmquant.dither import DITHER_METHODS, dither
 from kmquant.encode import encode_png, order_palette
 from kmquant.metrics import psnr, ssim
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import load_rgb, resolve_images  # noqa: E402  (the bench folder is not a package)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kodak"
 DEFAULT_IMAGES = ("kodim03", "kodim05", "kodim23")
@@ -197,33 +200,6 @@ def warm_up(methods: list[str]) -> None:
 # Inputs
 
 
-def resolve_images(data: Path | None, names: list[str] | None) -> dict[str, Path]:
-    """Image name -> path: ``DATA/<name>.png``, or the packaged sample as ``sample``."""
-    if data is None and DEFAULT_DATA.is_dir():
-        data = DEFAULT_DATA
-    if names is None:
-        names = list(DEFAULT_IMAGES) if data is not None else [SAMPLE_NAME]
-    paths = {}
-    for name in names:
-        if name == SAMPLE_NAME:
-            paths[name] = kmquant.sample_path()
-        elif data is None:
-            raise SystemExit(f"no data folder (looked for {DEFAULT_DATA}); pass --data DIR")
-        else:
-            paths[name] = data / f"{name}.png"
-        if not paths[name].is_file():
-            raise SystemExit(f"{paths[name]}: no such image")
-    return paths
-
-
-def load_rgb(path: Path) -> NDArray[np.uint8]:
-    """Decode with kmquant's loader; the metrics here need (H, W, 3) RGB."""
-    pixels = kmquant.load_image(path).pixels
-    if pixels.shape[2] != 3:
-        raise SystemExit(f"{path}: has {pixels.shape[2]} channel(s); the benchmark needs RGB")
-    return pixels
-
-
 # --------------------------------------------------------------------------------------------
 # Reporting
 
@@ -345,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     command = shlex.join([Path(sys.executable).name, sys.argv[0], *argv])
-    images = resolve_images(args.data, args.images)
+    images = resolve_images(args.data, args.images, DEFAULT_IMAGES)
     metrics = perceptual_metrics(args.metrics)
     warm_up(args.methods)
     rows: list[Row] = []

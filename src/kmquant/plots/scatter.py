@@ -164,7 +164,9 @@ def _strip_panel(ax: Axes, palette: NDArray[np.uint8], shares: NDArray[np.float6
                  strip_inches: tuple[float, float]) -> None:
     order = np.argsort(-shares, kind="stable")
     used = order[shares[order] > 0]
-    widths = np.maximum(np.rint(shares[used] * _STRIP_COLUMNS).astype(np.intp), 1)
+    # rounded boundaries, not rounded widths: the widths then add up to the strip, each within a column
+    bounds = np.rint(np.cumsum(shares[used]) / shares[used].sum() * _STRIP_COLUMNS).astype(np.intp)
+    widths = np.maximum(np.diff(np.r_[0, bounds]), 1)
     colors = palette[used] if palette.shape[1] == 4 else _rgb(palette[used])
     ax.imshow(np.repeat(colors, widths, axis=0)[np.newaxis], interpolation="nearest",
               aspect="auto", extent=(0.0, 1.0, 0.0, 1.0))

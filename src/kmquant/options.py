@@ -61,6 +61,10 @@ class Options:
         ``ordered`` (8×8 Bayer). Dithering hides banding at the cost of bytes and PSNR.
     dither_strength : float
         0 to 1: how much of the error is diffused (or of the Bayer spread applied).
+    swaps : int
+        After k-means converges, try this many greedy swaps (move the centre that does least into
+        the cluster with the most error, keep it if the error drops): a better optimum for more
+        time. 0 (default) skips it. See :mod:`kmquant.swaps`.
     """
 
     n_colors: int = 64
@@ -73,6 +77,7 @@ class Options:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     dither: str = "none"
     dither_strength: float = 1.0
+    swaps: int = 0
 
     def __post_init__(self) -> None:
         _check_int("n_colors", self.n_colors, 1, MAX_COLORS, hint="K must be between 1 and 256")
@@ -91,6 +96,7 @@ class Options:
         ) or not 0.0 <= self.dither_strength <= 1.0:
             raise InvalidOptionError(
                 f"dither strength must be between 0 and 1, got {self.dither_strength!r}")
+        _check_int("swaps", self.swaps, 0, 10_000)
         if self.max_pixels is not None:
             _check_int("max_pixels", self.max_pixels, 1, 2**62)
 

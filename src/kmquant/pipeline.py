@@ -25,6 +25,7 @@ from .options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, Options
 from .refine import Progress, RefineResult, refine, report_progress
 from .remap import remap
 from .seeding import seed_centers
+from .swaps import swap_search
 
 __all__ = ["Result", "Prepared", "quantize", "quantize_loaded", "quantize_prepared", "prepare"]
 
@@ -97,6 +98,7 @@ def quantize(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     dither: str = "none",
     dither_strength: float = 1.0,
+    swaps: int = 0,
     progress: Progress = None,
 ) -> Result:
     """Reduce an image to ``n_colors`` colours found by k-means.
@@ -106,7 +108,7 @@ def quantize(
     image : path, bytes, PIL.Image.Image or (H, W) / (H, W, 3|4) uint8 ndarray
     n_colors : int
         K, 1 to 256.
-    engine, seed, max_iter, tol, init, space, max_pixels, dither, dither_strength
+    engine, seed, max_iter, tol, init, space, max_pixels, dither, dither_strength, swaps
         See :class:`kmquant.Options`.
     progress : callable, optional
         ``progress(stage, done, total)``; returning False aborts with :class:`AbortedError`.
@@ -126,6 +128,7 @@ def quantize(
     options = Options(
         n_colors=n_colors, engine=engine, seed=seed, max_iter=max_iter, tol=tol, init=init,
         space=space, max_pixels=max_pixels, dither=dither, dither_strength=dither_strength,
+        swaps=swaps,
     )
     return quantize_loaded(load_image(image, max_pixels=max_pixels), options, progress=progress)
 
@@ -288,6 +291,14 @@ def _fit_palette(
         seed=options.seed, progress=progress,
     )
     timings["refine"] = time.perf_counter() - clock
+    if options.swaps:
+        clock = time.perf_counter()
+        fitted, accepted = swap_search(X, counts, fitted, engine, rounds=options.swaps)
+        if accepted:  # settle the swapped centres with the usual stopping rule
+            fitted = refine(X, counts, fitted.centers, engine, max_iter=options.max_iter,
+                            tol=options.tol)
+        timings["swaps"] = time.perf_counter() - clock
+        notes.append(f"{accepted} of {options.swaps} swaps kept")
     if not fitted.converged:
         notes.append(
             f"k-means stopped at max_iter={options.max_iter} before converging; "

@@ -211,6 +211,7 @@ def sweep(
     space: str = "rgb",
     dither: str = "none",
     dither_strength: float = 1.0,
+    swaps: int = 0,
     silhouette_sample: int = SILHOUETTE_SAMPLE,
     with_quality: bool = True,
     progress: Progress = None,
@@ -223,7 +224,7 @@ def sweep(
     k_values : sequence of int, optional
         Default :data:`DEFAULT_K_VALUES`. Values above the image's number of colours give the
         exact picture; they are dropped (with a note) but for the first of them.
-    engine, seed, max_iter, tol, max_pixels, space, dither, dither_strength
+    engine, seed, max_iter, tol, max_pixels, space, dither, dither_strength, swaps
         As in :func:`kmquant.quantize`.
     silhouette_sample : int
         Pixels (a seeded sample) for the silhouette score; 0 skips it.
@@ -244,7 +245,7 @@ def sweep(
     loaded = load_image(image, max_pixels=max_pixels)
     options = Options(n_colors=ks[0], engine=engine, seed=seed, max_iter=max_iter, tol=tol,
                       max_pixels=max_pixels, space=space, dither=dither,
-                      dither_strength=dither_strength)
+                      dither_strength=dither_strength, swaps=swaps)
     return sweep_prepared(
         prepare(loaded.pixels, options.space), loaded.pixels, ks, options,
         get_engine(options.engine), silhouette_sample=silhouette_sample,

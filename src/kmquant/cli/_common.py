@@ -90,6 +90,9 @@ def engine_options(*, json_help: str = "print the report as JSON") -> argparse.A
                         "banding, costs bytes and PSNR")
     common.add_argument("--dither-strength", type=float, default=1.0, metavar="S",
                         help="0 to 1 (default 1)")
+    common.add_argument("--swaps", type=int, default=0, metavar="N",
+                        help="after k-means, try N greedy swaps for a better palette "
+                        "(e.g. 10: +0.06–0.09 dB for 0.05–0.2 s; default 0)")
     common.add_argument("--json", action="store_true", help=json_help)
     common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return common
@@ -99,7 +102,7 @@ def library_options(args: argparse.Namespace) -> dict:
     """The engine options as keyword arguments of the library."""
     return {"engine": args.engine, "seed": args.seed, "max_iter": args.max_iter, "tol": args.tol,
             "max_pixels": args.max_pixels, "space": args.space, "dither": args.dither,
-            "dither_strength": args.dither_strength}
+            "dither_strength": args.dither_strength, "swaps": args.swaps}
 
 
 def progress_bar(args: argparse.Namespace, label: str, total: int, stage: str = "refine"):

@@ -92,7 +92,7 @@ def engine_options(*, json_help: str = "print the report as JSON") -> argparse.A
                         help="0 to 1 (default 1)")
     common.add_argument("--swaps", type=int, default=0, metavar="N",
                         help="after k-means, try N greedy swaps for a better palette "
-                        "(e.g. 10: +0.06–0.09 dB for 0.05–0.2 s; default 0)")
+                        "(e.g. 10: +0.06–0.10 dB for 0.05–0.2 s; default 0)")
     common.add_argument("--json", action="store_true", help=json_help)
     common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return common

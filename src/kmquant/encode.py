@@ -74,10 +74,12 @@ def png_bit_depth(n_colors: int) -> int:
     return 8
 
 
-#: oxipng's effort when the ``png`` extra (pyoxipng) is installed, by bits per pixel. Measured on
-#: Kodak photos (README): below 8 bits, level 1 takes 11 % off zlib level 9 for ~70 ms a 768×512
-#: image; at 8 bits, level 1 takes 5 % off for ~85 ms, and level 0 matches zlib 9 in 60 % of its time.
-OXIPNG_LEVELS = {1: 1, 2: 1, 4: 1, 8: 0}
+#: oxipng's effort when it runs (level 1). Measured on Kodak photos (README): below 8 bits it takes
+#: 10–11 % off zlib level 9, where zlib alone loses to pngquant, so it runs there by default; at
+#: 8 bits it takes 4–8 % off but costs ~85 ms a 768×512 image against zlib's ~50 ms, so there it
+#: runs only when asked (``optimize=True``). (Level 0 only re-packs: it keeps the first pass's
+#: deflate stream.)
+OXIPNG_LEVEL = 1
 
 
 def png_optimizer_available() -> bool:
@@ -100,8 +102,8 @@ def encode_png(
         C = 1 (grey), 3 (RGB) or 4 (RGBA); K ≤ 256.
     indices : (H, W) uint8 ndarray
     optimize : bool, optional
-        Recompress with oxipng (libdeflate; below 8 bits, filters tried too). Default: when
-        pyoxipng is installed. Otherwise zlib at level 9.
+        Recompress with oxipng (filters tried, libdeflate). Default: when pyoxipng is installed
+        and K ≤ 16 (below 8 bits per pixel). Otherwise zlib at level 9.
 
     Returns
     -------
@@ -122,7 +124,7 @@ def encode_png(
         if translucent.size:
             options["transparency"] = palette[: translucent[-1] + 1, 3].tobytes()
     if optimize is None:
-        optimize = png_optimizer_available()
+        optimize = png_bit_depth(k) < 8 and png_optimizer_available()
     level = 1 if optimize else 9  # oxipng deflates again: a fast first pass is enough
     candidates = [_save(im, "PNG", compress_level=level, **options)]
     if channels == 1:
@@ -131,8 +133,7 @@ def encode_png(
     if optimize:
         import oxipng
 
-        level = OXIPNG_LEVELS[png_bit_depth(k)]
-        candidates = [oxipng.optimize_from_memory(data, level=level) for data in candidates]
+        candidates = [oxipng.optimize_from_memory(data, level=OXIPNG_LEVEL) for data in candidates]
     return min(candidates, key=len)
 
 

@@ -75,7 +75,12 @@ from kmquant.encode import encode_png, order_palette
 from kmquant.metrics import psnr, ssim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import load_rgb, resolve_images  # noqa: E402  (the bench folder is not a package)
+from bench_core import (  # noqa: E402  (the bench folder is not a package)
+    comma_ints,
+    comma_list,
+    load_rgb,
+    resolve_images,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kodak"
@@ -272,19 +277,6 @@ def write_csv(rows: list[Row], path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Command line
-
-
-def comma_list(text: str) -> list[str]:
-    """``"a, b,c"`` -> ``["a", "b", "c"]``."""
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def comma_ints(text: str) -> list[int]:
-    """``"16,64"`` -> ``[16, 64]``, each K from 2 to 256."""
-    values = [int(item) for item in comma_list(text)]
-    if not values or any(not 2 <= v <= 256 for v in values):
-        raise argparse.ArgumentTypeError("K values must be integers from 2 to 256")
-    return values
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -24,6 +24,7 @@ __all__ = [
     "png_optimizer_available",
     "encode_as",
     "write_atomic",
+    "check_output",
     "FORMAT_EXTENSIONS",
 ]
 
@@ -174,6 +175,23 @@ def _save(im: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
+def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse an output path that is a directory, or an existing file unless ``overwrite``.
+
+    :func:`write_atomic` checks this itself; callers check it early too, before the work.
+
+    Raises
+    ------
+    OutputExistsError
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path}: is a directory; give a file name for the output")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists; pass --force to overwrite it")
+    return path
+
+
 def write_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` so that it appears whole or not at all.
 
@@ -191,11 +209,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = Fals
     ------
     OutputExistsError, OutputNotWritableError
     """
-    path = Path(path)
-    if path.is_dir():
-        raise OutputExistsError(f"{path}: is a directory; give a file name for the output")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists; pass --force to overwrite it")
+    path = check_output(path, overwrite=overwrite)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise OutputNotWritableError(

@@ -13,7 +13,7 @@ from PIL import Image
 
 from . import metrics
 from .choose import KChoice, Target, choose_k
-from .encode import FORMAT_EXTENSIONS, encode_as, write_atomic
+from .encode import FORMAT_EXTENSIONS, check_output, encode_as, write_atomic
 from .engines import get_engine
 from .errors import InvalidOptionError, OutputExistsError
 from .load import load_image
@@ -162,9 +162,7 @@ def _output_path(
     dst = Path(dst)
     if _same_file(src, dst) and not force:
         raise OutputExistsError(f"{dst}: is the input file; pass --force to overwrite the input")
-    if dst.exists() and not force:
-        raise OutputExistsError(f"{dst}: already exists; pass --force to overwrite it")
-    return dst
+    return check_output(dst, overwrite=force)
 
 
 def _decoded(data: bytes, channels: int) -> NDArray[np.uint8]:

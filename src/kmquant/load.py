@@ -36,7 +36,6 @@ __all__ = ["ImageSource", "LoadedImage", "load_image"]
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 _PILLOW_LIMIT_LOCK = threading.Lock()
-_GREY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 
 

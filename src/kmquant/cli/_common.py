@@ -127,6 +127,6 @@ def progress_bar(args: argparse.Namespace, label: str, total: int, stage: str = 
 
 def check_new_file(path: Path, force: bool) -> Path:
     """Refuse to overwrite an existing file without --force, before any work is done."""
-    if path.exists() and not force:
-        raise errors.OutputExistsError(f"{path}: already exists; pass --force to overwrite it")
-    return path
+    from ..encode import check_output
+
+    return check_output(path, overwrite=force)

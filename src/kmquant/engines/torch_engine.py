@@ -145,42 +145,14 @@ class TorchEngine:
     def assign(
         self, X: NDArray[np.float64], centers: NDArray[np.float64]
     ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-        """Nearest centre of every row.
-
-        Parameters
-        ----------
-        X : (n, C) float64 ndarray
-        centers : (K, C) float64 ndarray
-
-        Returns
-        -------
-        labels : (n,) intp ndarray
-            Index of the nearest centre (the first one on ties).
-        sq_dist : (n,) float64 ndarray
-            Squared distance to it.
-        """
+        """Nearest centre of every row; shapes as in :meth:`NumpyEngine.assign`."""
         labels, sq_dist = self._assign(self._data(X), self._tensor(centers))
         return _to_numpy(labels).astype(np.intp, copy=False), _to_numpy(sq_dist)
 
     def step(
         self, X: NDArray[np.float64], w: NDArray[np.float64], centers: NDArray[np.float64]
     ) -> tuple[NDArray[np.intp], NDArray[np.float64], float]:
-        """One Lloyd iteration: assign, then move each centre to its weighted mean.
-
-        Parameters
-        ----------
-        X : (n, C) float64 ndarray
-        w : (n,) float64 ndarray
-        centers : (K, C) float64 ndarray
-
-        Returns
-        -------
-        labels : (n,) intp ndarray
-        new_centers : (K, C) float64 ndarray
-            Empty clusters keep their old centre.
-        inertia : float
-            Weighted sum of squared distances to the centres *before* the move.
-        """
+        """One Lloyd iteration; shapes as in :meth:`NumpyEngine.step`."""
         X_t, w_t, centers_t = self._data(X), self._weights(w), self._tensor(centers)
         labels, sq_dist = self._assign(X_t, centers_t)
         new_centers = self._update(X_t, w_t, labels, centers_t)

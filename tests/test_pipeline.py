@@ -117,56 +117,10 @@ def test_save_is_atomic_and_refuses_overwrite(tmp_path, crop_pixels):
         result.save(path)
 
 
-def test_compress_writes_beside_the_input_and_reports(photo):
-    report = kmquant.compress(photo, n_colors=16)
-    out = photo.with_name("photo.k16.png")
-    assert report.output == str(out) and out.exists()
-    assert report.compressed_bytes == out.stat().st_size < report.original_bytes
-    assert report.colors_used == 16 and report.k_requested == 16
-    assert report.psnr == pytest.approx(
-        metrics.psnr(kmquant.load_image(photo).pixels, kmquant.load_image(out).pixels))
-    assert 0 < report.ssim < 1 and report.ratio > 1
-
-
-def test_compress_never_overwrites_the_input_unless_forced(photo):
-    before = photo.read_bytes()
-    with pytest.raises(OutputExistsError, match="is the input"):
-        kmquant.compress(photo, photo, n_colors=8)
-    assert photo.read_bytes() == before
-    kmquant.compress(photo, photo, n_colors=8, force=True)
-    with Image.open(photo) as im:
-        assert im.mode == "P"
-
-
-def test_compress_in_the_input_format(photo, tmp_path):
-    jpeg = tmp_path / "photo.jpg"
-    Image.open(photo).save(jpeg, quality=95)
-    report = kmquant.compress(jpeg, n_colors=16, output_format="input")
-    assert report.output.endswith("photo.k16.jpg") and report.format == "JPEG"
-    png = kmquant.compress(jpeg, n_colors=16)
-    # the point of the palette PNG: a JPEG of the same quantized picture is far bigger
-    assert png.compressed_bytes * 2 < report.compressed_bytes
-    # and the JPEG's quality is measured on the file as written (lossy), not on the palette image
-    written = kmquant.load_image(report.output).pixels
-    assert report.psnr == pytest.approx(metrics.psnr(kmquant.load_image(jpeg).pixels, written))
-    assert report.psnr != png.psnr
-
-
 def test_the_shipped_sample(sample_path):
     result = kmquant.quantize(sample_path, 64)
     assert result.colors_used == 64 and result.indices.shape == (512, 768)
     assert metrics.psnr(kmquant.load_image(sample_path).pixels, result.to_array()) > 30
-
-
-def test_compress_rgba_measures_what_is_visible(tmp_path, crop_pixels):
-    rgba = np.dstack([crop_pixels, np.full(crop_pixels.shape[:2], 255, np.uint8)])
-    rgba[:20, :, 3] = 0  # the photo's colours stay under the transparent rows
-    src = tmp_path / "alpha.png"
-    Image.fromarray(rgba).save(src)
-    report = kmquant.compress(src, n_colors=32)
-    assert report.psnr > 25  # the invisible colours do not count against the result
-    with Image.open(report.output) as im:
-        assert "transparency" in im.info
 
 
 @pytest.mark.parametrize("method", ["fs", "ordered"])
@@ -194,13 +148,6 @@ def test_other_working_spaces(crop_pixels, space):
     pal = to_working(result.palette, space)
     nearest = ((px[:, None, :] - pal[None]) ** 2).sum(axis=2).argmin(axis=1)
     assert np.array_equal(result.indices.reshape(-1), nearest)
-
-
-def test_lab_space_lowers_delta_e_and_the_report_shows_it(photo):
-    rgb = kmquant.compress(photo, photo.with_name("rgb.png"), n_colors=16)
-    lab = kmquant.compress(photo, photo.with_name("lab.png"), n_colors=16, space="lab")
-    assert lab.delta_e < rgb.delta_e and rgb.psnr > lab.psnr
-    assert "ΔE2000" in rgb.to_text()
 
 
 @pytest.mark.parametrize("option, value", [("dither", "random"), ("dither_strength", 1.5),

@@ -46,41 +46,69 @@ def kmeans_plusplus(
     (K, C) float64 ndarray
         Rows of ``X``, all distinct.
     """
-    trials = n_local_trials or 2 + int(np.log(n_clusters))
-    uniforms = rng.random(1 + (n_clusters - 1) * trials)
+    empty = np.empty((0, X.shape[1]), dtype=np.float64)
+    return _greedy_plusplus(X, w, empty, n_clusters, rng, n_local_trials)
+
+
+def _greedy_plusplus(
+    X: NDArray[np.float64],
+    w: NDArray[np.float64],
+    centers: NDArray[np.float64],
+    n_new: int,
+    rng: np.random.Generator,
+    n_local_trials: int | None,
+) -> NDArray[np.float64]:
+    """``n_new`` rows of X chosen by greedy weighted k-means++ after ``centers`` (K0, C); the
+    first is drawn by weight alone when there are no centres. Returns (≤ n_new, C): fewer when
+    every colour is a centre already."""
+    trials = n_local_trials or 2 + int(np.log(centers.shape[0] + n_new))
+    uniforms = rng.random(1 + n_new * trials)
     rows = _kmeans_plusplus(np.ascontiguousarray(X, dtype=np.float64),
-                            np.ascontiguousarray(w, dtype=np.float64), n_clusters, trials, uniforms)
+                            np.ascontiguousarray(w, dtype=np.float64),
+                            np.ascontiguousarray(centers, dtype=np.float64), n_new, trials, uniforms)
     return X[rows].copy()
 
 
 @numba.njit(cache=True, nogil=True)
-def _kmeans_plusplus(X, w, k, trials, uniforms):  # pragma: no cover - compiled
+def _kmeans_plusplus(X, w, centers, n_new, trials, uniforms):  # pragma: no cover - compiled
     n, n_channels = X.shape
-    rows = np.empty(k, dtype=np.int64)
+    rows = np.empty(n_new, dtype=np.int64)
     cumulative = np.empty(n)
-    total = 0.0
-    for i in range(n):
-        total += w[i]
-        cumulative[i] = total
-    rows[0] = min(np.searchsorted(cumulative, uniforms[0] * total, side="right"), n - 1)
-    closest = np.empty(n)
-    for i in range(n):
-        d = 0.0
-        for c in range(n_channels):
-            t = X[i, c] - X[rows[0], c]
-            d += t * t
-        closest[i] = d
+    closest = np.full(n, np.inf)
+    for j in range(centers.shape[0]):
+        for i in range(n):
+            d = 0.0
+            for c in range(n_channels):
+                t = X[i, c] - centers[j, c]
+                d += t * t
+            closest[i] = min(closest[i], d)
+    done = 0
+    if centers.shape[0] == 0:  # the first centre: drawn by weight
+        total = 0.0
+        for i in range(n):
+            total += w[i]
+            cumulative[i] = total
+        rows[0] = min(np.searchsorted(cumulative, uniforms[0] * total, side="right"), n - 1)
+        for i in range(n):
+            d = 0.0
+            for c in range(n_channels):
+                t = X[i, c] - X[rows[0], c]
+                d += t * t
+            closest[i] = d
+        done = 1
     candidate_d = np.empty(n)
     best_d = np.empty(n)
-    for step in range(1, k):
+    while done < n_new:
         potential = 0.0
         for i in range(n):
             potential += w[i] * closest[i]
             cumulative[i] = potential
+        if potential <= 0.0:  # every colour is a centre already
+            break
         best_potential = np.inf
         best_row = -1
         for t in range(trials):
-            draw = uniforms[1 + (step - 1) * trials + t] * potential
+            draw = uniforms[1 + (done - 1 + (centers.shape[0] > 0)) * trials + t] * potential
             row = min(np.searchsorted(cumulative, draw, side="right"), n - 1)
             candidate_potential = 0.0
             for i in range(n):
@@ -95,9 +123,10 @@ def _kmeans_plusplus(X, w, k, trials, uniforms):  # pragma: no cover - compiled
                 best_potential = candidate_potential
                 best_row = row
                 best_d[:] = candidate_d
-        rows[step] = best_row
+        rows[done] = best_row
         closest[:] = best_d
-    return rows
+        done += 1
+    return rows[:done]
 
 
 def coarsen(
@@ -167,29 +196,9 @@ def extend_centers(
         pooled, pooled_w = coarsen(X, w)
         if pooled.shape[0] >= n_clusters:
             X, w = pooled, pooled_w
-    rng = np.random.default_rng(seed)
-    trials = n_local_trials or 2 + int(np.log(n_clusters))
-    closest = np.min(_sq_dist(X, centers), axis=1)
-    added = []
-    for _ in range(n_clusters - centers.shape[0]):
-        cumulative = np.cumsum(w * closest)
-        if cumulative[-1] <= 0:  # every colour is a centre already
-            break
-        draws = rng.random(trials) * cumulative[-1]
-        candidates = np.minimum(np.searchsorted(cumulative, draws, side="right"), len(X) - 1)
-        options = np.minimum(closest[None, :], _sq_dist(X, X[candidates]).T)  # (trials, n)
-        best = int(np.argmin(options @ w))
-        added.append(X[candidates[best]])
-        closest = options[best]
-    return np.concatenate([centers, np.array(added).reshape(-1, X.shape[1])])
-
-
-def _sq_dist(X: NDArray[np.float64], Y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Squared distances, (n, C) × (m, C) → (n, m)."""
-    out = np.zeros((X.shape[0], Y.shape[0]))
-    for c in range(X.shape[1]):
-        out += (X[:, c, None] - Y[None, :, c]) ** 2
-    return out
+    added = _greedy_plusplus(X, w, centers, n_clusters - centers.shape[0],
+                             np.random.default_rng(seed), n_local_trials)
+    return np.concatenate([centers, added])
 
 
 SEEDERS: dict[str, Callable[..., NDArray[np.float64]]] = {"k-means++": kmeans_plusplus}

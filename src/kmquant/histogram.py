@@ -69,7 +69,7 @@ def color_histogram(pixels: NDArray[np.uint8]) -> Histogram:
     if channels <= 3 and keys.shape[0] >= _TABLE_FROM:
         unique, counts, inverse = _unique_by_table(keys, 8 * channels)
     else:
-        unique, counts, inverse = _unique_with_inverse(keys)
+        unique, counts, inverse = _unique_by_hash(keys)
     colors = np.empty((unique.shape[0], channels), dtype=np.uint8)
     for c in range(channels):
         colors[:, c] = (unique >> np.uint32(8 * (channels - 1 - c))) & np.uint32(0xFF)
@@ -96,7 +96,7 @@ def _look_up(keys, table, out):  # pragma: no cover - compiled
 def _unique_by_table(
     keys: NDArray[np.uint32], bits: int
 ) -> tuple[NDArray[np.uint32], NDArray[np.int64], NDArray[np.int32]]:
-    """Same result as :func:`_unique_with_inverse`, counting into a table of 2**bits slots.
+    """Same result as :func:`_unique_by_hash`, counting into a table of 2**bits slots.
 
     Parameters
     ----------
@@ -128,34 +128,95 @@ def _pack(flat):  # pragma: no cover - compiled
     return keys
 
 
-def _unique_with_inverse(
-    keys: NDArray[np.uint32],
-) -> tuple[NDArray[np.uint32], NDArray[np.int64], NDArray[np.intp]]:
-    """``np.unique(keys, return_inverse=True, return_counts=True)`` in about half the time.
+@numba.njit(cache=True, nogil=True)
+def _slot(key, mask):  # pragma: no cover - compiled
+    """Home slot of ``key`` in a table of ``mask + 1`` slots (Fibonacci hashing)."""
+    return np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
 
-    Each key is packed with its position into one uint64 and the packed values sorted: one plain
-    sort (fast for integers) instead of ``np.unique``'s argsort.
+
+@numba.njit(cache=True, nogil=True)
+def _count_by_hash(keys):  # pragma: no cover - compiled
+    """Open-addressing count of ``keys``: (table keys, counts), a slot empty where its count is 0.
+
+    The table starts small and grows fourfold whenever it is half full, so it stays about the size
+    of the distinct keys (1 MB for 10⁵ colours, in cache) whatever the image size. A run of one
+    colour (flat areas) costs one comparison a pixel.
+    """
+    size = 1 << 12
+    table = np.zeros(size, dtype=np.uint32)
+    counts = np.zeros(size, dtype=np.int64)
+    used = 0
+    previous, slot = np.uint32(0), -1
+    for i in range(keys.shape[0]):
+        key = keys[i]
+        if slot >= 0 and key == previous:
+            counts[slot] += 1
+            continue
+        mask = size - 1
+        slot = _slot(key, mask)
+        while counts[slot] != 0 and table[slot] != key:
+            slot = (slot + 1) & mask
+        if counts[slot] == 0:
+            table[slot] = key
+            used += 1
+        counts[slot] += 1
+        previous = key
+        if 2 * used > size:
+            old_table, old_counts = table, counts
+            size *= 4
+            mask = size - 1
+            table = np.zeros(size, dtype=np.uint32)
+            counts = np.zeros(size, dtype=np.int64)
+            for q in range(old_table.shape[0]):
+                if old_counts[q]:
+                    s = _slot(old_table[q], mask)
+                    while counts[s] != 0:
+                        s = (s + 1) & mask
+                    table[s] = old_table[q]
+                    counts[s] = old_counts[q]
+            slot = -1
+    return table, counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows_by_hash(keys, table, row):  # pragma: no cover - compiled
+    """Row of every key: look up its slot in ``table``, then ``row[slot]``; (n,) int32."""
+    mask = table.shape[0] - 1
+    out = np.empty(keys.shape[0], dtype=np.int32)
+    previous, found = np.uint32(0), -1
+    for i in range(keys.shape[0]):
+        key = keys[i]
+        if found < 0 or key != previous:
+            slot = _slot(key, mask)
+            while table[slot] != key:
+                slot = (slot + 1) & mask
+            found, previous = row[slot], key
+        out[i] = found
+    return out
+
+
+def _unique_by_hash(
+    keys: NDArray[np.uint32],
+) -> tuple[NDArray[np.uint32], NDArray[np.int64], NDArray[np.int32]]:
+    """``np.unique(keys, return_inverse=True, return_counts=True)``, by hashing: 2-3× faster
+    than sorting every pixel (only the distinct keys are sorted).
 
     Parameters
     ----------
     keys : (n,) uint32 ndarray
-        n < 2³².
+        n < 2³¹.
 
     Returns
     -------
     unique : (m,) uint32 ndarray
+        Sorted.
     counts : (m,) int64 ndarray
-    inverse : (n,) intp ndarray
+    inverse : (n,) int32 ndarray
     """
-    n = keys.shape[0]
-    packed = (keys.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
-    packed.sort()
-    sorted_keys = (packed >> np.uint64(32)).astype(np.uint32)
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=starts[1:])
-    inverse = np.empty(n, dtype=np.intp)
-    inverse[(packed & np.uint64(0xFFFFFFFF)).astype(np.intp)] = np.cumsum(starts) - 1
-    first = np.flatnonzero(starts)
-    counts = np.diff(np.append(first, n)).astype(np.int64)
-    return sorted_keys[first], counts, inverse
+    table, counts = _count_by_hash(keys)
+    filled = np.flatnonzero(counts)
+    order = np.argsort(table[filled], kind="stable")
+    row = np.zeros(table.shape[0], dtype=np.int32)
+    row[filled[order]] = np.arange(order.shape[0], dtype=np.int32)
+    inverse = _rows_by_hash(keys, table, row)
+    return table[filled[order]], counts[filled[order]], inverse

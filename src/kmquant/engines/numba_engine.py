@@ -44,6 +44,14 @@ _BIT_REVERSED = np.array([int(f"{q:06b}"[::-1], 2) for q in range(_N_BLOCKS)], d
 @numba.njit(cache=True, nogil=True)
 def _distances(X, i, centers_t, dist, lo, hi):  # pragma: no cover - compiled
     """Squared distances of row i of X to centres lo…hi-1 of ``centers_t`` (C, K), into dist."""
+    if X.shape[1] == 3:  # RGB: one fused pass (same sums, in the same order)
+        x0, x1, x2 = X[i, 0], X[i, 1], X[i, 2]
+        for p in range(lo, hi):
+            t0 = x0 - centers_t[0, p]
+            t1 = x1 - centers_t[1, p]
+            t2 = x2 - centers_t[2, p]
+            dist[p] = t0 * t0 + t1 * t1 + t2 * t2
+        return
     for p in range(lo, hi):
         dist[p] = 0.0
     for c in range(X.shape[1]):
@@ -51,6 +59,66 @@ def _distances(X, i, centers_t, dist, lo, hi):  # pragma: no cover - compiled
         for p in range(lo, hi):  # contiguous over p: vectorises
             t = xc - centers_t[c, p]
             dist[p] += t * t
+
+
+@numba.njit(cache=True, nogil=True)
+def _half_gaps(centers):  # pragma: no cover - compiled
+    """Half the distance from each centre (K, C) to its nearest other centre, shrunk by the slack;
+    (K,), inf when K = 1. A colour nearer its centre than this has no closer centre."""
+    k, n_channels = centers.shape
+    nearest = np.full(k, np.inf)
+    for a in range(k):
+        for b in range(a + 1, k):
+            d = 0.0
+            for c in range(n_channels):
+                t = centers[a, c] - centers[b, c]
+                d += t * t
+            nearest[a] = min(nearest[a], d)
+            nearest[b] = min(nearest[b], d)
+    return 0.5 * np.sqrt(nearest) * (1.0 - _SLACK)
+
+
+@numba.njit(cache=True, nogil=True)
+def _search_all(X, i, grouped_t, members, starts, dist, g_min, lower,
+                drift):  # pragma: no cover - compiled
+    """Nearest centre of row i by a sweep over all centres, with fresh group bounds in lower[i].
+
+    One branch-free minimum per group first; only the group that holds the nearest centre is
+    scanned again, for that centre's index (ties go to the lower index) and the group's second
+    smallest distance. Returns (nearest centre, its squared distance).
+    """
+    n_groups = starts.shape[0] - 1
+    _distances(X, i, grouped_t, dist, 0, dist.shape[0])
+    d_best = np.inf
+    for g in range(n_groups):
+        m = np.inf
+        for p in range(starts[g], starts[g + 1]):
+            m = min(m, dist[p])
+        g_min[g] = m
+        d_best = min(d_best, m)
+    best, home = members.shape[0], 0
+    for g in range(n_groups):
+        if g_min[g] == d_best:
+            for p in range(starts[g], starts[g + 1]):
+                if dist[p] == d_best and members[p] < best:
+                    best, home = members[p], g
+    second = np.inf
+    for p in range(starts[home], starts[home + 1]):
+        if members[p] != best:
+            second = min(second, dist[p])
+    g_min[home] = second  # now: the nearest centre of each group other than ``best``
+    for g in range(n_groups):  # no branch: vectorises
+        lower[i, g] = np.sqrt(g_min[g]) * (1.0 - _SLACK) + drift[g]
+    return best, d_best
+
+
+@numba.njit(cache=True, nogil=True)
+def _smallest_bound(lower, drift, i):  # pragma: no cover - compiled
+    """The smallest group bound of row i: min over g of lower[i, g] - drift[g]."""
+    smallest = np.inf
+    for g in range(drift.shape[0]):
+        smallest = min(smallest, lower[i, g] - drift[g])
+    return smallest
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,18 +152,20 @@ def _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, low
                 t = X[i, c] - centers[own, c]
                 d_best += t * t
             upper = np.sqrt(d_best)
-        if fresh or (upper >= half_gap[own] and upper >= bound[i] - drift_all):
+        if fresh:
+            best, d_best = _search_all(X, i, grouped_t, members, starts, dist, g_min1, lower,
+                                       drift)
+            bound[i] = _smallest_bound(lower, drift, i) + drift_all
+            labels[i] = best
+        elif upper >= half_gap[own] and upper >= bound[i] - drift_all:
             n_searched = 0
-            if fresh:  # every group: one sweep over all centres
-                _distances(X, i, grouped_t, dist, 0, dist.shape[0])
             for g in range(n_groups):
-                searched[g] = fresh or lower[i, g] - drift[g] <= upper
+                searched[g] = lower[i, g] - drift[g] <= upper
                 if not searched[g]:
                     continue
                 n_searched += 1
                 lo, hi = starts[g], starts[g + 1]
-                if not fresh:
-                    _distances(X, i, grouped_t, dist, lo, hi)
+                _distances(X, i, grouped_t, dist, lo, hi)
                 m1, a1, m2 = np.inf, -1, np.inf
                 for p in range(lo, hi):
                     d = dist[p]
@@ -113,13 +183,13 @@ def _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, low
                         other = g_min2[g] if g_arg1[g] == best else g_min1[g]
                         lower[i, g] = np.sqrt(other) * (1.0 - _SLACK) + drift[g]
                 g = group_of[own]
-                if best != own and not fresh and not searched[g]:  # old centre: now an "other"
+                if best != own and not searched[g]:  # the old centre: now an "other"
                     lower[i, g] = min(lower[i, g], upper * (1.0 - _SLACK) + drift[g])
-                smallest = np.inf
-                for g in range(n_groups):
-                    smallest = min(smallest, lower[i, g] - drift[g])
-                bound[i] = smallest + drift_all
                 labels[i] = best
+            # even when no group needed a search, the group bounds give a tighter global bound
+            # than the one that just failed: without it the row is checked group by group again
+            # at every step
+            bound[i] = _smallest_bound(lower, drift, i) + drift_all
         sq_dist[i] = d_best
         wi = w[i]
         acc += wi * d_best
@@ -215,12 +285,7 @@ class NumbaEngine:
             np.maximum.at(group_moves, self._group_of, moved)
             self._drift += group_moves
             self._drift_all += float(group_moves.max())
-        if k > 1:
-            gaps = np.sqrt(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
-            np.fill_diagonal(gaps, np.inf)
-            half_gap = 0.5 * gaps.min(axis=1) * (1.0 - _SLACK)
-        else:
-            half_gap = np.full(1, np.inf)
+        half_gap = _half_gaps(centers)
         sums = np.empty((_N_BLOCKS, k, n_channels))
         mass = np.empty((_N_BLOCKS, k))
         inertia = np.empty(_N_BLOCKS)

@@ -18,14 +18,14 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[png]'
+	$(PIP) install --quiet -e .
 	@touch $@
 
 # torch==2.13.0 first: the CPU build (on this project's machines it lies on disk); a bare
 # 'torch' requirement would pull a multi-GB CUDA build. The suite's CUDA tests skip without a GPU.
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test,torch,bench,png]'
+	$(PIP) install --quiet -e '.[test,torch,bench]'
 	@touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed

@@ -136,27 +136,41 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_oxipng_makes_the_same_picture_smaller(crop_pixels):
+def test_libdeflate_beats_zlib_level_9_and_the_maximum_level_beats_the_default(crop_pixels):
     import kmquant
 
-    pytest.importorskip("oxipng")
-    result = kmquant.quantize(crop_pixels, 16)
-    plain = encode_png(result.palette, result.indices, optimize=False)
-    small = encode_png(result.palette, result.indices, optimize=True)
-    assert len(small) < len(plain)
-    for data in (plain, small):
+    result = kmquant.quantize(crop_pixels, 64)
+    default = encode_png(result.palette, result.indices)
+    best = encode_png(result.palette, result.indices, optimize=True)
+    im = Image.fromarray(result.indices, mode="P")
+    im.putpalette(result.palette.tobytes())
+    buffer = io.BytesIO()
+    im.save(buffer, "PNG", compress_level=9)  # Pillow: zlib at its best
+    assert len(best) <= len(default) < len(buffer.getvalue())
+    for data in (default, best):
         decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         assert np.array_equal(decoded, result.to_array())
 
 
-def test_without_oxipng_zlib_level_9_is_used(monkeypatch, crop_pixels):
-    import sys
+@pytest.mark.parametrize("k", [2, 4, 16])
+def test_packed_rows_of_odd_widths_round_trip(k):
+    palette, indices = _indexed(k, shape=(7, 13))  # 13 pixels: the last byte of a row is padded
+    data = encode_png(palette, indices)
+    Image.open(io.BytesIO(data)).verify()  # chunk CRCs
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), indices)  # mode P: indices
 
-    import kmquant
-    from kmquant import encode
 
-    monkeypatch.setitem(sys.modules, "oxipng", None)  # as if the png extra were not installed
-    assert not encode.png_optimizer_available()
-    result = kmquant.quantize(crop_pixels, 16)
-    assert encode_png(result.palette, result.indices) == encode_png(
-        result.palette, result.indices, optimize=False)
+def test_png_chunks_carry_valid_crcs():
+    import zlib
+
+    palette, indices = _indexed(5, channels=4)
+    palette[0, 3] = 0
+    data = encode_png(palette, indices)
+    pos, kinds = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        body = data[pos + 4 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(body)
+        kinds.append(body[:4])
+        pos += 12 + length
+    assert kinds == [b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"]

@@ -113,21 +113,23 @@ def compress(
             dst = _output_path(src, None, out_dir, choice.k, fmt, force)
     else:
         result, _ = quantize_prepared(prepared, opts, engine, progress=progress)
-    quantized = result.to_array()
     clock = time.perf_counter()
     if fmt == "PNG" and output_format == "png":
         data = result.to_png()
     else:
-        data = encode_as(quantized, fmt)
+        data = encode_as(result.to_array(), fmt)
     encode_seconds = time.perf_counter() - clock
     write_atomic(dst, data, overwrite=force)
 
     clock = time.perf_counter()
-    written = quantized if fmt == "PNG" else _decoded(data, loaded.channels)  # lossy formats
-    original, written = metrics.visible(loaded.pixels), metrics.visible(written)
-    psnr = metrics.psnr(original, written) if measure else None
-    ssim = metrics.ssim(original, written) if measure else None
-    delta_e = metrics.delta_e(original, written) if measure else None
+    psnr = ssim = delta_e = None
+    if measure:
+        # lossy formats are measured as written
+        written = result.to_array() if fmt == "PNG" else _decoded(data, loaded.channels)
+        original, written = metrics.visible(loaded.pixels), metrics.visible(written)
+        psnr = metrics.psnr(original, written)
+        ssim = metrics.ssim(original, written)
+        delta_e = metrics.delta_e(original, written)
     timings = dict(result.timings, encode=encode_seconds, metrics=time.perf_counter() - clock)
     return Report(
         input=str(src),

@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__, errors
-from ._common import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, Parser, epilog, exit_code_for
+from ._common import (
+    EXIT_CODES,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    Parser,
+    epilog,
+    exit_code_for,
+    single_threaded_blas,
+)
 
 __all__ = ["main", "run", "build_parser", "EXIT_CODES", "exit_code_for"]
 
@@ -49,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0)
     try:
+        single_threaded_blas()
         return args.handler(args)
     except errors.KmquantError as exc:
         print(f"kmquant: {exc}", file=sys.stderr)

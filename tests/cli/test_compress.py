@@ -204,3 +204,14 @@ def test_quiet_skips_the_metrics_nobody_reads(capsys, photo):
     assert report.psnr is None and report.ssim is None
     assert "PSNR not measured" in report.to_text()
     assert json.loads(report.to_json())["psnr"] is None
+
+
+def test_the_command_line_keeps_blas_on_one_thread():
+    import subprocess
+    import sys
+
+    code = ("from kmquant.cli._common import single_threaded_blas; single_threaded_blas(); "
+            "from threadpoolctl import threadpool_info; "
+            "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[1]"

@@ -11,7 +11,7 @@ K      ?= 32
 help:
 	@echo "make run    set up $(VENV) and compress the shipped sample (results in ./kmquant-demo)"
 	@echo "make test   set up $(VENV) with the test extras and run the whole suite"
-	@echo "make bench  run the side-by-side benchmark (needs ../shared/data/kodak or DATA=dir)"
+	@echo "make bench  run the side-by-side benchmarks (needs ../shared/data/kodak or DATA=dir)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,13 @@ test: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
+# pngquant and ImageMagick are Debian packages (apt-get needs root).
 bench: $(VENV)/.test-installed
+	@command -v pngquant >/dev/null && test -x /usr/bin/convert || \
+		(apt-get update -q && apt-get install -y -q pngquant imagemagick)
 	$(BIN)/python bench/bench_core.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_pngquant.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/bench_search.py $(if $(DATA),--data $(DATA))
 
 clean:
 	rm -rf $(VENV) kmquant-demo .pytest_cache src/*.egg-info

@@ -363,7 +363,7 @@ def header(command: str, args: argparse.Namespace, images: dict[str, Path]) -> s
         f"naive-numpy; quantization + mapping only (no encoding, no PSNR); kmquant engines "
         f"warmed up once, untimed. naive-numpy only for K <= {args.naive_max_k}.",
         "- PNG bytes: every method's palette and indices go through the same "
-        "`order_palette` + `encode_png` (indexed PNG, smallest bit depth, deflate level 9).",
+        "`order_palette` + `encode_png` (indexed PNG, smallest bit depth, libdeflate level 10).",
         "- Aggregation per (K, method) over images: mean PSNR, mean PNG size, median seconds; "
         f"speed-up = median seconds of {BASELINE} / median seconds of the method.",
     ])

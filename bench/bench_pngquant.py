@@ -15,6 +15,8 @@ Methods
 -------
 kmquant
     ``kmquant.quantize(pixels, K)`` (default engine), in process; own PNG: ``Result.to_png()``.
+kmquant-swaps10
+    The same with ``swaps=10`` (``--swaps 10``): a better optimum for more time.
 pngquant
     ``pngquant --nofs --speed 1 --force --output OUT K IN`` as a subprocess (wall time, including
     process start, PNG decoding and encoding); own PNG: pngquant's output file.
@@ -87,6 +89,8 @@ from kmquant.metrics import psnr  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
 PNGQUANT = "/usr/bin/pngquant"
+#: Swaps of the "quality" kmquant row (``kmquant.quantize(..., swaps=N)``).
+QUALITY_SWAPS = 10
 LARGE_SIZE = (4096, 3072)  # width, height
 LARGE_NAME = "mosaic-4096x3072"
 REFERENCES = ("pngquant", "sklearn-all-pixels")
@@ -169,9 +173,9 @@ def pillow_png(palette: NDArray[np.uint8], indices: NDArray[np.uint8]) -> bytes:
     return buffer.getvalue()
 
 
-def run_kmquant(pixels: NDArray[np.uint8], k: int) -> Indexed:
+def run_kmquant(pixels: NDArray[np.uint8], k: int, swaps: int = 0) -> Indexed:
     """``kmquant.quantize`` with the default engine; own PNG is ``Result.to_png()``."""
-    result = kmquant.quantize(pixels, k, seed=SEED)
+    result = kmquant.quantize(pixels, k, seed=SEED, swaps=swaps)
     return Indexed(result.palette, result.indices, result.to_png)
 
 
@@ -230,6 +234,7 @@ def all_methods() -> list[Method]:
     """Every method, in report order (those whose tool is missing are left out, with a note)."""
     methods = [
         Method("kmquant", run=run_kmquant),
+        Method(f"kmquant-swaps{QUALITY_SWAPS}", run=partial(run_kmquant, swaps=QUALITY_SWAPS)),
         Method("pngquant", command=pngquant_command),
         Method("imagequant", run=run_imagequant),
         Method("sklearn-all-pixels", run=via_pillow_png(sklearn_all_pixels), slow=True),
@@ -251,7 +256,8 @@ def all_methods() -> list[Method]:
 
 def method_names() -> tuple[str, ...]:
     """Every method name the script knows, whether or not its tool is here."""
-    return ("kmquant", "pngquant", "imagequant", "sklearn-all-pixels", "pillow-mediancut",
+    return ("kmquant", f"kmquant-swaps{QUALITY_SWAPS}", "pngquant", "imagequant",
+            "sklearn-all-pixels", "pillow-mediancut",
             "pillow-fastoctree", "pillow-libimagequant", "imagemagick")
 
 

@@ -55,13 +55,18 @@ def swap_search(
     k = best.centers.shape[0]
     tried: set[tuple[int, int]] = set()
     accepted = 0
+    state = None  # what the pairs are ranked by; it changes only when a swap is kept
     for _ in range(rounds):
         if k < 3:
             break
-        labels, sq_dist = engine.assign(X, best.centers)
-        mass = np.bincount(labels, weights=w, minlength=k)
-        error = np.bincount(labels, weights=w * sq_dist, minlength=k)
-        pair = _next_pair(_merge_costs(best.centers, mass), error, tried)
+        if state is None:
+            labels = best.labels
+            sq_dist = ((X - best.centers[labels]) ** 2).sum(axis=1)
+            mass = np.bincount(labels, weights=w, minlength=k)
+            error = np.bincount(labels, weights=w * sq_dist, minlength=k)
+            state = labels, _merge_costs(best.centers, mass), error
+        labels, removal, error = state
+        pair = _next_pair(removal, error, tried)
         if pair is None:
             break
         tried.add(pair)
@@ -70,7 +75,7 @@ def swap_search(
             continue
         trial = refine(X, w, centers, engine, max_iter=steps, tol=0.0)
         if trial.inertia < best.inertia:
-            best, tried = trial, set()
+            best, tried, state = trial, set(), None
             accepted += 1
     return best, accepted
 

@@ -141,7 +141,7 @@ def test_libdeflate_beats_zlib_level_9_and_the_maximum_level_beats_the_default(c
 
     result = kmquant.quantize(crop_pixels, 64)
     default = encode_png(result.palette, result.indices)
-    best = encode_png(result.palette, result.indices, optimize=True)
+    best = encode_png(result.palette, result.indices, level=12)
     im = Image.fromarray(result.indices, mode="P")
     im.putpalette(result.palette.tobytes())
     buffer = io.BytesIO()
@@ -150,6 +150,15 @@ def test_libdeflate_beats_zlib_level_9_and_the_maximum_level_beats_the_default(c
     for data in (default, best):
         decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         assert np.array_equal(decoded, result.to_array())
+
+
+@pytest.mark.parametrize("level", [0, 13, 9.5, True])
+def test_deflate_level_out_of_range_is_refused(level):
+    from kmquant.errors import InvalidOptionError
+
+    palette, indices = _indexed(3)
+    with pytest.raises(InvalidOptionError, match="1 to 12"):
+        encode_png(palette, indices, level=level)
 
 
 @pytest.mark.parametrize("k", [2, 4, 16])

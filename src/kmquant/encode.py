@@ -76,19 +76,18 @@ def png_bit_depth(n_colors: int) -> int:
     return 8
 
 
-#: libdeflate levels. 10 is the first of its near-optimal parsing levels: on Kodak photos it is
-#: 5–10 % smaller than zlib level 9 and, at 8 bits a pixel, faster (57 vs 82 ms at K = 64); as
-#: small as oxipng's level 1 in a quarter of the time. 12 is libdeflate's maximum: another
-#: 0.1–0.4 % for twice the time (``optimize=True``). Measured in README ("PNG bytes").
+#: libdeflate's level by default. 10 is the first of its near-optimal parsing levels: on Kodak
+#: photos it is 5–10 % smaller than zlib level 9 and, at 8 bits a pixel, faster; as small as
+#: oxipng's level 1 in a fraction of the time. 12, the maximum, saves another 0.1–0.4 % for about
+#: twice the time. Measured by ``bench/bench_png.py`` (README, "PNG bytes").
 DEFLATE_LEVEL = 10
-DEFLATE_LEVEL_MAX = 12
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PALETTE, _GREY = 3, 0  # PNG colour types
 
 
 def encode_png(
-    palette: NDArray[np.uint8], indices: NDArray[np.uint8], *, optimize: bool = False
+    palette: NDArray[np.uint8], indices: NDArray[np.uint8], *, level: int = DEFLATE_LEVEL
 ) -> bytes:
     """Encode an indexed PNG as small as we can make it.
 
@@ -100,9 +99,9 @@ def encode_png(
     palette : (K, C) uint8 ndarray
         C = 1 (grey), 3 (RGB) or 4 (RGBA); K ≤ 256.
     indices : (H, W) uint8 ndarray
-    optimize : bool
-        Deflate at libdeflate's maximum level (:data:`DEFLATE_LEVEL_MAX`): slightly smaller,
-        about twice as slow.
+    level : int
+        libdeflate compression level, 1 (fastest) to 12 (smallest); default
+        :data:`DEFLATE_LEVEL`.
 
     Returns
     -------
@@ -114,8 +113,9 @@ def encode_png(
     k, channels = palette.shape
     if k > 256:
         raise InvalidOptionError(f"a PNG palette holds at most 256 colours, got {k}")
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 12:
+        raise InvalidOptionError(f"deflate level must be an integer from 1 to 12, got {level!r}")
     indices = np.ascontiguousarray(indices, dtype=np.uint8)
-    level = DEFLATE_LEVEL_MAX if optimize else DEFLATE_LEVEL
     rgb = np.repeat(palette, 3, axis=1) if channels == 1 else palette[:, :3]
     chunks = [(b"PLTE", np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())]
     if channels == 4:

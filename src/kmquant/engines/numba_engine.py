@@ -41,7 +41,7 @@ _SLACK = 1e-9  # bounds are shrunk by this relative amount against rounding
 _BIT_REVERSED = np.array([int(f"{q:06b}"[::-1], 2) for q in range(_N_BLOCKS)], dtype=np.int64)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _distances(X, i, centers_t, dist, lo, hi):  # pragma: no cover - compiled
     """Squared distances of row i of X to centres lo…hi-1 of ``centers_t`` (C, K), into dist."""
     if X.shape[1] == 3:  # RGB: one fused pass (same sums, in the same order)
@@ -78,41 +78,71 @@ def _half_gaps(centers):  # pragma: no cover - compiled
     return 0.5 * np.sqrt(nearest) * (1.0 - _SLACK)
 
 
-@numba.njit(cache=True, nogil=True)
-def _search_all(X, i, grouped_t, members, starts, dist, g_min, lower,
-                drift):  # pragma: no cover - compiled
-    """Nearest centre of row i by a sweep over all centres, with fresh group bounds in lower[i].
+@numba.njit(cache=True, nogil=True, inline="always")
+def _search_group(X, i, grouped_t, members, dist, lo, hi):  # pragma: no cover - compiled
+    """Exact search of the centres lo…hi-1 of the grouped order for row i: (smallest squared
+    distance, its centre, second smallest); ties go to the lower centre index.
 
-    One branch-free minimum per group first; only the group that holds the nearest centre is
-    scanned again, for that centre's index (ties go to the lower index) and the group's second
-    smallest distance. Returns (nearest centre, its squared distance).
+    Three short passes without data-dependent branches (the minimum, its first position, the
+    minimum of the rest) instead of one pass whose comparisons the processor cannot predict.
+    Within a group the centres are in increasing index order, so the first position holding the
+    minimum is the lowest index.
+    """
+    _distances(X, i, grouped_t, dist, lo, hi)
+    m1 = np.inf
+    for p in range(lo, hi):
+        m1 = min(m1, dist[p])
+    first = hi - 1
+    for p in range(hi - 1, lo - 1, -1):
+        first = p if dist[p] == m1 else first
+    m2 = np.inf
+    for p in range(lo, hi):
+        m2 = min(m2, dist[p] if p != first else np.inf)
+    return m1, members[first], m2
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _search_fresh(X, i, grouped_t, members, starts, dist, g_min1, g_arg1, g_min2, searched,
+                  g_mean_t, g_radius, lower, drift):  # pragma: no cover - compiled
+    """Nearest centre of row i with no bounds yet, and fresh group bounds in lower[i].
+
+    Each group of centres lies in a ball (centre ``g_mean_t[:, g]``, radius ``g_radius[g]``), so
+    no centre of group g is nearer than ``|x - g_mean[g]| - g_radius[g]``. The group with the
+    nearest ball centre is searched first; another group is searched only if its ball could hold a
+    centre at most as far as the best so far; the others keep that distance as their bound.
+    The per-group loops have no branches, so they vectorise (square roots included).
+    Returns (nearest centre, its squared distance).
     """
     n_groups = starts.shape[0] - 1
-    _distances(X, i, grouped_t, dist, 0, dist.shape[0])
-    d_best = np.inf
+    _distances(X, i, g_mean_t, g_min2, 0, n_groups)  # squared distances to the ball centres
+    first, nearest = 0, np.inf
     for g in range(n_groups):
-        m = np.inf
-        for p in range(starts[g], starts[g + 1]):
-            m = min(m, dist[p])
-        g_min[g] = m
-        d_best = min(d_best, m)
-    best, home = members.shape[0], 0
+        if g_min2[g] < nearest:
+            first, nearest = g, g_min2[g]
+    for g in range(n_groups):  # conservative: rounding in either term only lowers the bound
+        g_min1[g] = np.sqrt(g_min2[g]) * (1.0 - _SLACK) - g_radius[g] * (1.0 + _SLACK)
+        searched[g] = False
+    best, d_best, reach = -1, np.inf, np.inf
+    for q in range(n_groups + 1):
+        g = first if q == 0 else q - 1
+        if q > 0 and (g == first or g_min1[g] > reach):
+            continue
+        m1, a1, m2 = _search_group(X, i, grouped_t, members, dist, starts[g], starts[g + 1])
+        searched[g] = True
+        g_min1[g], g_arg1[g], g_min2[g] = m1, a1, m2
+        if m1 < d_best or (m1 == d_best and a1 < best):
+            d_best, best = m1, a1
+            reach = np.sqrt(d_best)
     for g in range(n_groups):
-        if g_min[g] == d_best:
-            for p in range(starts[g], starts[g + 1]):
-                if dist[p] == d_best and members[p] < best:
-                    best, home = members[p], g
-    second = np.inf
-    for p in range(starts[home], starts[home + 1]):
-        if members[p] != best:
-            second = min(second, dist[p])
-    g_min[home] = second  # now: the nearest centre of each group other than ``best``
-    for g in range(n_groups):  # no branch: vectorises
-        lower[i, g] = np.sqrt(g_min[g]) * (1.0 - _SLACK) + drift[g]
+        if searched[g]:
+            other = g_min2[g] if g_arg1[g] == best else g_min1[g]
+            lower[i, g] = np.sqrt(other) * (1.0 - _SLACK) + drift[g]
+        else:
+            lower[i, g] = max(g_min1[g], 0.0) + drift[g]
     return best, d_best
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _smallest_bound(lower, drift, i):  # pragma: no cover - compiled
     """The smallest group bound of row i: min over g of lower[i, g] - drift[g]."""
     smallest = np.inf
@@ -123,7 +153,8 @@ def _smallest_bound(lower, drift, i):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
-                bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist,
+                bound, drift_all, half_gap, fresh, g_mean_t, g_radius, sums, mass, inertia,
+                sq_dist,
                 b, n_blocks):  # pragma: no cover - compiled
     """Rows of block b of one bounded Lloyd step, into block b's partial sums.
 
@@ -153,8 +184,8 @@ def _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, low
                 d_best += t * t
             upper = np.sqrt(d_best)
         if fresh:
-            best, d_best = _search_all(X, i, grouped_t, members, starts, dist, g_min1, lower,
-                                       drift)
+            best, d_best = _search_fresh(X, i, grouped_t, members, starts, dist, g_min1, g_arg1,
+                                         g_min2, searched, g_mean_t, g_radius, lower, drift)
             bound[i] = _smallest_bound(lower, drift, i) + drift_all
             labels[i] = best
         elif upper >= half_gap[own] and upper >= bound[i] - drift_all:
@@ -201,21 +232,22 @@ def _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, low
 
 @numba.njit(cache=True, nogil=True)
 def _step_serial(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
-                 bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist,
-                 n_blocks):  # pragma: no cover - compiled
+                 bound, drift_all, half_gap, fresh, g_mean_t, g_radius, sums, mass, inertia,
+                 sq_dist, n_blocks):  # pragma: no cover - compiled
     for b in range(n_blocks):
         _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
-                    bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist, b, n_blocks)
+                    bound, drift_all, half_gap, fresh, g_mean_t, g_radius, sums, mass, inertia,
+                    sq_dist, b, n_blocks)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _step_parallel(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
-                   bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist,
-                   n_blocks):  # pragma: no cover - compiled
+                   bound, drift_all, half_gap, fresh, g_mean_t, g_radius, sums, mass, inertia,
+                   sq_dist, n_blocks):  # pragma: no cover - compiled
     for q in prange(n_blocks):
         _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
-                    bound, drift_all, half_gap, fresh, sums, mass, inertia, sq_dist,
-                    _BIT_REVERSED[q], n_blocks)
+                    bound, drift_all, half_gap, fresh, g_mean_t, g_radius, sums, mass, inertia,
+                    sq_dist, _BIT_REVERSED[q], n_blocks)
 
 
 def group_centers(centers: NDArray[np.float64], n_groups: int) -> NDArray[np.intp]:
@@ -232,13 +264,62 @@ def group_centers(centers: NDArray[np.float64], n_groups: int) -> NDArray[np.int
     (K,) intp ndarray
         Group of each centre, numbered 0… without gaps.
     """
-    means = centers[:n_groups].copy()  # k-means++ order: the first centres are spread out
-    for _ in range(5):
-        group = ((centers[:, None, :] - means[None]) ** 2).sum(axis=2).argmin(axis=1)
-        for g in range(n_groups):
-            if (group == g).any():
-                means[g] = centers[group == g].mean(axis=0)
+    group = _group_lloyd(np.ascontiguousarray(centers, dtype=np.float64), n_groups)
     return np.unique(group, return_inverse=True)[1].reshape(-1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_lloyd(centers, n_groups):  # pragma: no cover - compiled
+    """Five Lloyd steps on the centres (K, C) from the first ``n_groups`` of them (k-means++
+    order: spread out); a group left empty keeps its mean. Returns each centre's group (K,)."""
+    k, n_channels = centers.shape
+    means = centers[:n_groups].copy()
+    group = np.zeros(k, dtype=np.int64)
+    for _ in range(5):
+        for a in range(k):
+            best, best_d = 0, np.inf
+            for g in range(n_groups):
+                d = 0.0
+                for c in range(n_channels):
+                    t = centers[a, c] - means[g, c]
+                    d += t * t
+                if d < best_d:
+                    best, best_d = g, d
+            group[a] = best
+        sums = np.zeros((n_groups, n_channels))
+        count = np.zeros(n_groups)
+        for a in range(k):
+            count[group[a]] += 1.0
+            for c in range(n_channels):
+                sums[group[a], c] += centers[a, c]
+        for g in range(n_groups):
+            if count[g] > 0:
+                for c in range(n_channels):
+                    means[g, c] = sums[g, c] / count[g]
+    return group
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_balls(centers, group_of, n_groups):  # pragma: no cover - compiled
+    """Mean (G, C) of each group's centres and the largest distance (G,) of one to it."""
+    k, n_channels = centers.shape
+    means = np.zeros((n_groups, n_channels))
+    count = np.zeros(n_groups)
+    for a in range(k):
+        count[group_of[a]] += 1.0
+        for c in range(n_channels):
+            means[group_of[a], c] += centers[a, c]
+    for g in range(n_groups):
+        for c in range(n_channels):
+            means[g, c] /= count[g]
+    radius = np.zeros(n_groups)
+    for a in range(k):
+        d = 0.0
+        for c in range(n_channels):
+            t = centers[a, c] - means[group_of[a], c]
+            d += t * t
+        radius[group_of[a]] = max(radius[group_of[a]], np.sqrt(d))
+    return means, radius
 
 
 class NumbaEngine:
@@ -295,7 +376,7 @@ class NumbaEngine:
             np.ascontiguousarray(X), np.ascontiguousarray(w, dtype=np.float64), centers,
             np.ascontiguousarray(centers[self._members].T), self._members, self._starts,
             self._group_of, self._labels, self._lower, self._drift, self._bound, self._drift_all,
-            half_gap, fresh,
+            half_gap, fresh, self._g_mean_t, self._g_radius,
             sums, mass, inertia, sq_dist, _N_BLOCKS,
         )
         self._centers = centers.copy()
@@ -318,3 +399,6 @@ class NumbaEngine:
         self._drift = np.zeros(n_groups, dtype=np.float64)
         self._bound = np.zeros(X.shape[0], dtype=np.float64)
         self._drift_all = 0.0
+        # each group's ball: the mean of its centres and the farthest centre's distance to it
+        g_mean, self._g_radius = _group_balls(centers, self._group_of, n_groups)
+        self._g_mean_t = np.ascontiguousarray(g_mean.T)

@@ -89,6 +89,8 @@ from kmquant.metrics import psnr  # noqa: E402
 
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
 PNGQUANT = "/usr/bin/pngquant"
+#: Times are also given as a ratio to this method's on the same image (median over images).
+TIME_ANCHOR = "imagequant"
 #: Swaps of the "quality" kmquant row (``kmquant.quantize(..., swaps=N)``).
 QUALITY_SWAPS = 10
 LARGE_SIZE = (4096, 3072)  # width, height
@@ -504,15 +506,18 @@ def write_csv(rows: list[Row], path: Path) -> None:
 def aggregate(rows: list[Row], k: int, order: list[str]) -> list[dict]:
     """Per method at K: images, mean PSNR, mean own/common bytes, median seconds."""
     out = []
+    anchor = {r.image: r.seconds for r in rows if r.k == k and r.method == TIME_ANCHOR}
     for name in order:
         group = [r for r in rows if r.k == k and r.method == name]
         if group:
+            ratios = [r.seconds / anchor[r.image] for r in group if anchor.get(r.image)]
             out.append({
                 "method": name, "k": k, "images": len(group), "timing": group[0].timing,
                 "psnr": statistics.mean(r.psnr_db for r in group),
                 "own": statistics.mean(r.own_bytes for r in group),
                 "common": statistics.mean(r.common_bytes for r in group),
                 "seconds": statistics.median(r.seconds for r in group),
+                "ratio": statistics.median(ratios) if ratios else None,
             })
     return out
 
@@ -523,14 +528,16 @@ def k_table(summary: list[dict]) -> str:
     best = max(refs) if refs else None
     lines = [
         "| method | images | mean PSNR (dB) | Δ PSNR vs best of pngquant/sklearn (dB) "
-        "| mean own-encoder KB | mean common-encoder KB | median s | timed |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| mean own-encoder KB | mean common-encoder KB | median s | time ÷ {TIME_ANCHOR} "
+        "| timed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in summary:
         delta = f"{s['psnr'] - best:+.2f}" if best is not None else "-"
+        ratio = f"{s['ratio']:.2f}" if s["ratio"] is not None else "-"
         lines.append(f"| {s['method']} | {s['images']} | {s['psnr']:.2f} | {delta} "
                      f"| {s['own'] / 1024:.1f} | {s['common'] / 1024:.1f} | {s['seconds']:.3f} "
-                     f"| {s['timing']} |")
+                     f"| {ratio} | {s['timing']} |")
     return "\n".join(lines)
 
 
@@ -613,7 +620,9 @@ def header(command: str, args: argparse.Namespace, images: dict[str, Path]) -> s
         "pngquant runs at `--speed 1`.",
         "- Aggregation per K and method over images: mean PSNR, mean bytes, median seconds; "
         "Δ PSNR = method's mean PSNR − the higher of pngquant's and sklearn-all-pixels' mean "
-        "PSNR.",
+        f"PSNR; time ÷ {TIME_ANCHOR}: the median over images of the method's seconds over "
+        f"{TIME_ANCHOR}'s on the same image (steadier than a ratio of medians on a shared "
+        "machine).",
     ])
 
 
@@ -627,7 +636,7 @@ def report(command: str, args: argparse.Namespace, images: dict[str, Path], rows
     if batch:
         parts.append("## Batch: all images through the command-line tools, one process each\n\n"
                      "Wall time, median of " f"{batch[0].runs} run(s) after one untimed warm-up "
-                     "run. kmquant compress also computes PSNR and SSIM of every output for its "
+                     "run. kmquant runs with -q, which skips the quality measurements of its "
                      "report.\n\n" + batch_table(batch))
     if large:
         w, h = LARGE_SIZE

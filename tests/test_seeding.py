@@ -56,3 +56,34 @@ def test_seeding_spreads_over_the_colours(weighted):
     seeded = seed_centers("k-means++", X, w, 16, seed=0)
     random = X[np.random.default_rng(0).choice(len(X), 16, replace=False)]
     assert potential(seeded) < potential(random)
+
+
+def _plain_greedy_plusplus(X, w, n_new, trials, uniforms):
+    """The textbook greedy k-means++ over every colour, for comparison (NumPy, slow)."""
+    cumulative = np.cumsum(w)
+    rows = [min(int(np.searchsorted(cumulative, uniforms[0] * cumulative[-1], side="right")),
+                len(X) - 1)]
+    closest = ((X - X[rows[0]]) ** 2).sum(axis=1)
+    for done in range(1, n_new):
+        cumulative = np.cumsum(w * closest)
+        best = None
+        for t in range(trials):
+            row = min(int(np.searchsorted(cumulative, uniforms[1 + (done - 1) * trials + t]
+                                          * cumulative[-1], side="right")), len(X) - 1)
+            candidate = np.minimum(closest, ((X - X[row]) ** 2).sum(axis=1))
+            if best is None or w @ candidate < best[0]:
+                best = (w @ candidate, row, candidate)
+        rows.append(best[1])
+        closest = best[2]
+    return np.array(rows)
+
+
+def test_pruned_plusplus_picks_the_rows_of_the_plain_algorithm(crop_pixels):
+    from kmquant.seeding import _kmeans_plusplus
+
+    h = color_histogram(crop_pixels)
+    X, w = h.colors.astype(np.float64), h.counts.astype(np.float64)
+    trials, n_new = 4, 40
+    uniforms = np.random.default_rng(3).random(1 + n_new * trials)
+    rows = _kmeans_plusplus(X, w, np.empty((0, 3)), n_new, trials, uniforms)
+    assert np.array_equal(rows, _plain_greedy_plusplus(X, w, n_new, trials, uniforms))

@@ -71,62 +71,112 @@ def _greedy_plusplus(
 
 @numba.njit(cache=True, nogil=True)
 def _kmeans_plusplus(X, w, centers, n_new, trials, uniforms):  # pragma: no cover - compiled
+    """Rows of X chosen as new centres after ``centers`` (K0, C); see :func:`_greedy_plusplus`.
+
+    A candidate can only take colours from a centre whose cluster reaches within half the
+    distance to it: if |candidate - c| ≥ 2 R, where R bounds the distance of c's colours to c,
+    each of them is at least R from the candidate, no nearer than it is now (triangle
+    inequality). The colours are kept grouped by nearest centre, so a candidate's gain is summed
+    over the few nearby clusters only, instead of over every colour.
+    """
     n, n_channels = X.shape
+    k_max = centers.shape[0] + n_new
+    chosen = np.empty((k_max, n_channels))
     rows = np.empty(n_new, dtype=np.int64)
-    cumulative = np.empty(n)
     closest = np.full(n, np.inf)
+    label = np.zeros(n, dtype=np.int64)
     for j in range(centers.shape[0]):
+        chosen[j] = centers[j]
         for i in range(n):
             d = 0.0
             for c in range(n_channels):
                 t = X[i, c] - centers[j, c]
                 d += t * t
-            closest[i] = min(closest[i], d)
+            if d < closest[i]:
+                closest[i], label[i] = d, j
+    n_centers = centers.shape[0]
     done = 0
-    if centers.shape[0] == 0:  # the first centre: drawn by weight
-        total = 0.0
-        for i in range(n):
-            total += w[i]
-            cumulative[i] = total
-        rows[0] = min(np.searchsorted(cumulative, uniforms[0] * total, side="right"), n - 1)
+    if n_centers == 0:  # the first centre: drawn by weight
+        cumulative = np.cumsum(w)
+        rows[0] = min(np.searchsorted(cumulative, uniforms[0] * cumulative[-1], side="right"),
+                      n - 1)
+        chosen[0] = X[rows[0]]
         for i in range(n):
             d = 0.0
             for c in range(n_channels):
                 t = X[i, c] - X[rows[0], c]
                 d += t * t
             closest[i] = d
-        done = 1
-    candidate_d = np.empty(n)
-    best_d = np.empty(n)
+        n_centers, done = 1, 1
+    radius = np.zeros(k_max)  # radius[j] ≥ the distance of every colour of cluster j to it
+    order = np.empty(n, dtype=np.int64)
+    starts = np.zeros(k_max + 1, dtype=np.int64)
+    reach = np.empty(k_max)
+    cumulative = np.empty(n)
     while done < n_new:
+        # group the colours by cluster (counting sort) and bound each cluster's radius
+        starts[:] = 0
+        radius[:] = 0.0
         potential = 0.0
         for i in range(n):
+            starts[label[i] + 1] += 1
+            radius[label[i]] = max(radius[label[i]], closest[i])
             potential += w[i] * closest[i]
             cumulative[i] = potential
         if potential <= 0.0:  # every colour is a centre already
             break
-        best_potential = np.inf
-        best_row = -1
+        for j in range(n_centers):
+            starts[j + 1] += starts[j]
+            radius[j] = np.sqrt(radius[j]) * (1.0 + 1e-12)
+        fill = starts[:n_centers].copy()
+        for i in range(n):
+            order[fill[label[i]]] = i
+            fill[label[i]] += 1
+        best_gain, best_row = -1.0, -1
         for t in range(trials):
             draw = uniforms[1 + (done - 1 + (centers.shape[0] > 0)) * trials + t] * potential
             row = min(np.searchsorted(cumulative, draw, side="right"), n - 1)
-            candidate_potential = 0.0
-            for i in range(n):
-                d = 0.0
-                for c in range(n_channels):
-                    diff = X[i, c] - X[row, c]
-                    d += diff * diff
-                d = min(d, closest[i])
-                candidate_d[i] = d
-                candidate_potential += w[i] * d
-            if candidate_potential < best_potential:
-                best_potential = candidate_potential
-                best_row = row
-                best_d[:] = candidate_d
+            gain = _gain(X, w, closest, order, starts, chosen, radius, reach, n_centers, row,
+                         False, label, -1)
+            if gain > best_gain:
+                best_gain, best_row = gain, row
         rows[done] = best_row
-        closest[:] = best_d
+        chosen[n_centers] = X[best_row]
+        _gain(X, w, closest, order, starts, chosen, radius, reach, n_centers, best_row, True,
+              label, n_centers)
+        n_centers += 1
         done += 1
     return rows[:done]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gain(X, w, closest, order, starts, chosen, radius, reach, n_centers, row, apply, label,
+          new_label):  # pragma: no cover - compiled
+    """Potential removed by a centre at X[row]: the sum of w × (closest - d) over the colours it
+    would take. With ``apply``, they are given to it (closest and label updated)."""
+    n_channels = X.shape[1]
+    gain = 0.0
+    for j in range(n_centers):
+        d = 0.0
+        for c in range(n_channels):
+            t = X[row, c] - chosen[j, c]
+            d += t * t
+        reach[j] = np.sqrt(d)
+    for j in range(n_centers):
+        if reach[j] >= 2.0 * radius[j]:
+            continue
+        for q in range(starts[j], starts[j + 1]):
+            i = order[q]
+            d = 0.0
+            for c in range(n_channels):
+                t = X[i, c] - X[row, c]
+                d += t * t
+            if d < closest[i]:
+                gain += w[i] * (closest[i] - d)
+                if apply:
+                    closest[i] = d
+                    label[i] = new_label
+    return gain
 
 
 def coarsen(

@@ -65,7 +65,7 @@ import kmquant  # noqa: E402
 from kmquant.engines import get_engine  # noqa: E402
 from kmquant.pipeline import prepare  # noqa: E402
 from kmquant.refine import refine  # noqa: E402
-from kmquant.seeding import coarsen, kmeans_plusplus  # noqa: E402
+from kmquant.seeding import kmeans_plusplus, seeding_colours  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kodak"
@@ -284,18 +284,17 @@ def run_method(name: str, pixels, prepared, k: int, args) -> tuple[float, float]
         seconds = time.perf_counter() - clock
         return kmquant.metrics.psnr(pixels, quantized.palette[quantized.indices]), seconds
     if name == "split-seeds":
-        pooled, pooled_w = coarsen(X, w)
-        start = split_seeds(pooled, pooled_w, k) if pooled.shape[0] >= k else split_seeds(X, w, k)
+        start = split_seeds(*seeding_colours(X, w, k), k)
         centers = refine(X, w, start, get_engine("numba")).centers
     elif name == "restarts-3":
-        fits = [refine(X, w, kmeans_plusplus(*_pooled(X, w, k), k, np.random.default_rng(s)),
+        fits = [refine(X, w, kmeans_plusplus(*seeding_colours(X, w, k), k, np.random.default_rng(s)),
                        get_engine("numba")) for s in range(3)]
         centers = min(fits, key=lambda f: f.inertia).centers
     elif name == CEILING:
         best = None
         for s in range(args.starts):
             engine = get_engine("numba")
-            start = refine(X, w, kmeans_plusplus(*_pooled(X, w, k), k, np.random.default_rng(s)),
+            start = refine(X, w, kmeans_plusplus(*seeding_colours(X, w, k), k, np.random.default_rng(s)),
                            engine, tol=0.0).centers.copy()
             random_swap(X, w, start, args.trials, s)
             fit = refine(X, w, start, engine, tol=0.0)
@@ -306,12 +305,6 @@ def run_method(name: str, pixels, prepared, k: int, args) -> tuple[float, float]
         raise SystemExit(f"unknown method {name}")
     seconds = time.perf_counter() - clock
     return psnr_of(pixels, prepared, centers), seconds
-
-
-def _pooled(X, w, k):
-    """The colours k-means++ seeds from in kmquant (pooled into a 32³ grid when that leaves ≥ K)."""
-    pooled, pooled_w = coarsen(X, w)
-    return (pooled, pooled_w) if pooled.shape[0] >= k else (X, w)
 
 
 # --------------------------------------------------------------------------------------------

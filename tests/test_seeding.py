@@ -87,3 +87,16 @@ def test_pruned_plusplus_picks_the_rows_of_the_plain_algorithm(crop_pixels):
     uniforms = np.random.default_rng(3).random(1 + n_new * trials)
     rows = _kmeans_plusplus(X, w, np.empty((0, 3)), n_new, trials, uniforms)
     assert np.array_equal(rows, _plain_greedy_plusplus(X, w, n_new, trials, uniforms))
+
+
+def test_too_few_pooled_cells_for_k_seed_from_a_finer_grid(weighted):
+    from kmquant.seeding import CELLS_PER_CENTER, seeding_colours
+
+    X, w = weighted
+    coarse, _ = coarsen(X, w, 32)
+    k_small = coarse.shape[0] // CELLS_PER_CENTER  # enough cells: the 32³ pooling is used
+    Y, W = seeding_colours(X, w, k_small)
+    assert Y.shape[0] == coarse.shape[0] and W.sum() == pytest.approx(w.sum())
+    k_large = k_small + 1  # too few: a finer grid, or every colour
+    Y, W = seeding_colours(X, w, k_large)
+    assert Y.shape[0] > coarse.shape[0] and W.sum() == pytest.approx(w.sum())

@@ -11,7 +11,9 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["kmeans_plusplus", "extend_centers", "coarsen", "SEEDERS", "seed_centers"]
+__all__ = [
+    "kmeans_plusplus", "extend_centers", "coarsen", "seeding_colours", "SEEDERS", "seed_centers",
+]
 
 
 def kmeans_plusplus(
@@ -242,10 +244,7 @@ def extend_centers(
     """
     if n_clusters <= centers.shape[0]:
         return centers[:n_clusters].copy()
-    if X.shape[0] > COARSEN_ABOVE:
-        pooled, pooled_w = coarsen(X, w)
-        if pooled.shape[0] >= n_clusters:
-            X, w = pooled, pooled_w
+    X, w = seeding_colours(X, w, n_clusters)
     added = _greedy_plusplus(X, w, centers, n_clusters - centers.shape[0],
                              np.random.default_rng(seed), n_local_trials)
     return np.concatenate([centers, added])
@@ -255,6 +254,37 @@ SEEDERS: dict[str, Callable[..., NDArray[np.float64]]] = {"k-means++": kmeans_pl
 
 #: Above this many colours, seeding runs on the pooled colours of :func:`coarsen`.
 COARSEN_ABOVE = 8192
+#: Pooled cells needed per centre, else a finer grid (then every colour) is used. Seeds drawn
+#: from too few cells are little more than the cells themselves, whatever the random draws, and
+#: k-means stays near them: kodim02 at K = 256 pools into 1 102 cells of a 32³ grid, and seeding
+#: there gave 44.48 dB, against 45.12 dB from the 4 407 cells of a 64³ grid. Over the 24 Kodak
+#: photos at K = 256: 40.50 → 40.57 dB mean (16 cells a centre: 40.58 dB, 12 % slower).
+CELLS_PER_CENTER = 8
+
+
+def seeding_colours(
+    X: NDArray[np.float64], w: NDArray[np.float64], n_clusters: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The weighted colours to seed K centres from: pooled into a 32³ (or 64³) grid when that
+    still leaves :data:`CELLS_PER_CENTER` cells per centre, else all of them.
+
+    Parameters
+    ----------
+    X : (n, C) float64 ndarray
+    w : (n,) float64 ndarray
+    n_clusters : int
+
+    Returns
+    -------
+    Y : (m, C) float64 ndarray
+    W : (m,) float64 ndarray
+    """
+    if X.shape[0] > COARSEN_ABOVE:
+        for cells in (32, 64):
+            Y, W = coarsen(X, w, cells)
+            if Y.shape[0] >= CELLS_PER_CENTER * n_clusters:
+                return Y, W
+    return X, w
 
 
 def seed_centers(
@@ -277,8 +307,4 @@ def seed_centers(
     (K, C) float64 ndarray
     """
     rng = np.random.default_rng(seed)
-    if X.shape[0] > COARSEN_ABOVE:
-        Y, W = coarsen(X, w)
-        if Y.shape[0] >= n_clusters:
-            return SEEDERS[name](Y, W, n_clusters, rng)
-    return SEEDERS[name](X, w, n_clusters, rng)
+    return SEEDERS[name](*seeding_colours(X, w, n_clusters), n_clusters, rng)

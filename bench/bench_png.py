@@ -38,13 +38,19 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import DEFAULT_OUT, comma_ints, comma_list, cpu_model, load_rgb, log  # noqa: E402
+from bench_core import (  # noqa: E402
+    DEFAULT_DATA,
+    DEFAULT_OUT,
+    comma_ints,
+    comma_list,
+    cpu_model,
+    load_rgb,
+    log,
+)
 
 import kmquant  # noqa: E402
 from kmquant.encode import encode_png  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kodak"
 LEVELS = (6, 9, 10, 12)
 
 

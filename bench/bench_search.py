@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import (  # noqa: E402
+    DEFAULT_DATA,
     DEFAULT_OUT,
     comma_ints,
     comma_list,
@@ -67,8 +68,6 @@ from kmquant.pipeline import prepare  # noqa: E402
 from kmquant.refine import refine  # noqa: E402
 from kmquant.seeding import kmeans_plusplus, seeding_colours  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kodak"
 BASELINE = "sklearn-all-pixels"
 CEILING = "ceiling"
 

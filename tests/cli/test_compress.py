@@ -215,3 +215,20 @@ def test_the_command_line_keeps_blas_on_one_thread():
             "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[1]"
+
+
+def test_a_closed_pipe_is_not_an_internal_error(photo):
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line: like `kmquant ... | head -0`
+    try:
+        done = subprocess.run([sys.executable, "-m", "kmquant", "compress", str(photo), "-k", "8"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""
+    assert photo.with_name("photo.k8.png").is_file()  # the file was written whole before

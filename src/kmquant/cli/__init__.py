@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__, errors
 from ._common import (
+    EXIT_BROKEN_PIPE,
     EXIT_CODES,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -65,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kmquant: interrupted; no partial output was left", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader left (| head): not an error of ours, and nothing to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that flushing at exit does not fail again
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if os.environ.get("KMQUANT_DEBUG"):
             raise

@@ -28,6 +28,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (errors.KmquantError, 1, "other kmquant error"),
 )
 EXIT_INTERRUPTED = 130
+#: The reader of stdout went away (``kmquant … | head``): 128 + SIGPIPE, as the shell reports it.
+EXIT_BROKEN_PIPE = 141
 EXIT_INTERNAL = 70
 
 
@@ -43,7 +45,9 @@ def epilog() -> str:
     lines = ["exit codes:", "  0    success (also: fewer colours than K, kept exactly)"]
     lines += [f"  {code:<4} {text}" for _, code, text in sorted(EXIT_CODES, key=lambda e: e[1])]
     lines += [f"  {EXIT_INTERNAL:<4} internal error (a bug: please report it)",
-              f"  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); no partial output is left"]
+              f"  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); no partial output is left",
+              f"  {EXIT_BROKEN_PIPE:<4} the reader of the output went away (| head); files written "
+              "so far are whole"]
     return "\n".join(lines)
 
 

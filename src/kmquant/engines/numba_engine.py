@@ -286,17 +286,24 @@ def _group_lloyd(centers, n_groups):  # pragma: no cover - compiled
                 if d < best_d:
                     best, best_d = g, d
             group[a] = best
-        sums = np.zeros((n_groups, n_channels))
-        count = np.zeros(n_groups)
-        for a in range(k):
-            count[group[a]] += 1.0
-            for c in range(n_channels):
-                sums[group[a], c] += centers[a, c]
-        for g in range(n_groups):
-            if count[g] > 0:
-                for c in range(n_channels):
-                    means[g, c] = sums[g, c] / count[g]
+        _group_means(centers, group, means)
     return group
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_means(centers, group, means):  # pragma: no cover - compiled
+    """Mean of each group's centres into means (G, C); an empty group keeps its row."""
+    k, n_channels = centers.shape
+    sums = np.zeros(means.shape)
+    count = np.zeros(means.shape[0])
+    for a in range(k):
+        count[group[a]] += 1.0
+        for c in range(n_channels):
+            sums[group[a], c] += centers[a, c]
+    for g in range(means.shape[0]):
+        if count[g] > 0:
+            for c in range(n_channels):
+                means[g, c] = sums[g, c] / count[g]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -304,14 +311,7 @@ def _group_balls(centers, group_of, n_groups):  # pragma: no cover - compiled
     """Mean (G, C) of each group's centres and the largest distance (G,) of one to it."""
     k, n_channels = centers.shape
     means = np.zeros((n_groups, n_channels))
-    count = np.zeros(n_groups)
-    for a in range(k):
-        count[group_of[a]] += 1.0
-        for c in range(n_channels):
-            means[group_of[a], c] += centers[a, c]
-    for g in range(n_groups):
-        for c in range(n_channels):
-            means[g, c] /= count[g]
+    _group_means(centers, group_of, means)
     radius = np.zeros(n_groups)
     for a in range(k):
         d = 0.0

@@ -78,15 +78,63 @@ def _plain_greedy_plusplus(X, w, n_new, trials, uniforms):
     return np.array(rows)
 
 
-def test_pruned_plusplus_picks_the_rows_of_the_plain_algorithm(crop_pixels):
+def _potential(X, w, centers):
+    return float(w @ ((X[:, None, :] - centers[None]) ** 2).sum(axis=2).min(axis=1))
+
+
+def test_fast_plusplus_seeds_as_well_as_the_plain_algorithm(crop_pixels):
     from kmquant.seeding import _kmeans_plusplus
 
     h = color_histogram(crop_pixels)
     X, w = h.colors.astype(np.float64), h.counts.astype(np.float64)
     trials, n_new = 4, 40
-    uniforms = np.random.default_rng(3).random(1 + n_new * trials)
-    rows = _kmeans_plusplus(X, w, np.empty((0, 3)), n_new, trials, uniforms)
-    assert np.array_equal(rows, _plain_greedy_plusplus(X, w, n_new, trials, uniforms))
+    ratios = []
+    for seed in range(6):
+        uniforms = np.random.default_rng(seed).random(1 + n_new * trials)
+        rows = _kmeans_plusplus(X, w, np.empty((0, 3)), n_new, trials, uniforms)
+        assert len(set(rows.tolist())) == n_new
+        plain = _plain_greedy_plusplus(X, w, n_new, trials, uniforms)
+        ratios.append(_potential(X, w, X[rows]) / _potential(X, w, X[plain]))
+    assert 0.9 < np.mean(ratios) < 1.1  # the same algorithm; only the order of the draws differs
+
+
+def test_taking_colours_keeps_the_lists_potentials_and_bounds_exact():
+    from kmquant.seeding import _push, _take
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 255, (300, 3))
+    w = rng.integers(1, 5, 300).astype(np.float64)
+    k_max = 6
+    chosen = np.zeros((k_max, 3))
+    chosen[:2] = X[[0, 1]]
+    d = ((X[:, None, :] - chosen[None, :2]) ** 2).sum(axis=2)
+    label, closest = d.argmin(axis=1), d.min(axis=1)
+    head = np.full(k_max, -1)
+    after, before = np.full(300, -1), np.full(300, -1)
+    potential, reach2 = np.zeros(k_max), np.zeros(k_max)
+    for i in range(299, -1, -1):
+        _push(i, label[i], head, after, before)
+        potential[label[i]] += w[i] * closest[i]
+        reach2[label[i]] = max(reach2[label[i]], closest[i])
+    before_total = potential.sum()
+    gain = _take(X, w, closest, label, head, after, before, potential, reach2, chosen,
+                 np.empty(k_max), 2, 7, False)
+    assert potential.sum() == before_total  # only a look
+    chosen[2] = X[7]
+    taken = _take(X, w, closest, label, head, after, before, potential, reach2, chosen,
+                  np.empty(k_max), 2, 7, True)
+    assert taken == pytest.approx(gain)
+    d = ((X[:, None, :] - chosen[None, :3]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(closest, d.min(axis=1))
+    for j in range(3):  # each list holds exactly the colours labelled j, and its sums
+        members, i = [], head[j]
+        while i >= 0:
+            members.append(i)
+            i = after[i]
+        assert sorted(members) == np.flatnonzero(label == j).tolist()
+        assert potential[j] == pytest.approx(w[members] @ closest[members])
+        assert reach2[j] >= closest[members].max() - 1e-9
+    assert before_total - potential[:3].sum() == pytest.approx(taken)
 
 
 def test_too_few_pooled_cells_for_k_seed_from_a_finer_grid(weighted):

@@ -75,11 +75,14 @@ def _greedy_plusplus(
 def _kmeans_plusplus(X, w, centers, n_new, trials, uniforms):  # pragma: no cover - compiled
     """Rows of X chosen as new centres after ``centers`` (K0, C); see :func:`_greedy_plusplus`.
 
-    A candidate can only take colours from a centre whose cluster reaches within half the
-    distance to it: if |candidate - c| ≥ 2 R, where R bounds the distance of c's colours to c,
-    each of them is at least R from the candidate, no nearer than it is now (triangle
-    inequality). The colours are kept grouped by nearest centre, so a candidate's gain is summed
-    over the few nearby clusters only, instead of over every colour.
+    The colours are kept in one linked list per nearest centre, with the list's potential (sum of
+    weight × squared distance) and a bound on its members' distance. Then nothing costs a pass
+    over every colour:
+
+    - a draw by potential picks a list by the lists' potentials, then a colour in that list;
+    - a candidate can only take colours from a centre c with |candidate - c| < 2 R, where R bounds
+      the distance of c's colours to c (triangle inequality), so its gain is summed over the few
+      nearby lists only, and the chosen one moves just the colours it takes.
     """
     n, n_channels = X.shape
     k_max = centers.shape[0] + n_new
@@ -110,74 +113,125 @@ def _kmeans_plusplus(X, w, centers, n_new, trials, uniforms):  # pragma: no cove
                 d += t * t
             closest[i] = d
         n_centers, done = 1, 1
-    radius = np.zeros(k_max)  # radius[j] ≥ the distance of every colour of cluster j to it
-    order = np.empty(n, dtype=np.int64)
-    starts = np.zeros(k_max + 1, dtype=np.int64)
-    reach = np.empty(k_max)
-    cumulative = np.empty(n)
+    head = np.full(k_max, -1, dtype=np.int64)
+    after = np.full(n, -1, dtype=np.int64)  # next colour in the same list
+    before = np.full(n, -1, dtype=np.int64)
+    potential = np.zeros(k_max)
+    reach2 = np.zeros(k_max)  # ≥ the largest squared distance of a list's colours to its centre
+    for i in range(n - 1, -1, -1):
+        _push(i, label[i], head, after, before)
+        potential[label[i]] += w[i] * closest[i]
+        reach2[label[i]] = max(reach2[label[i]], closest[i])
+    gap2 = np.empty(k_max)
     while done < n_new:
-        # group the colours by cluster (counting sort) and bound each cluster's radius
-        starts[:] = 0
-        radius[:] = 0.0
-        potential = 0.0
-        for i in range(n):
-            starts[label[i] + 1] += 1
-            radius[label[i]] = max(radius[label[i]], closest[i])
-            potential += w[i] * closest[i]
-            cumulative[i] = potential
-        if potential <= 0.0:  # every colour is a centre already
-            break
+        total = 0.0
         for j in range(n_centers):
-            starts[j + 1] += starts[j]
-            radius[j] = np.sqrt(radius[j]) * (1.0 + 1e-12)
-        fill = starts[:n_centers].copy()
-        for i in range(n):
-            order[fill[label[i]]] = i
-            fill[label[i]] += 1
+            total += potential[j]
+        if total <= 0.0:  # every colour is a centre already
+            break
         best_gain, best_row = -1.0, -1
         for t in range(trials):
-            draw = uniforms[1 + (done - 1 + (centers.shape[0] > 0)) * trials + t] * potential
-            row = min(np.searchsorted(cumulative, draw, side="right"), n - 1)
-            gain = _gain(X, w, closest, order, starts, chosen, radius, reach, n_centers, row,
-                         False, label, -1)
+            draw = uniforms[1 + (done - 1 + (centers.shape[0] > 0)) * trials + t] * total
+            row = _draw(draw, potential, n_centers, head, after, w, closest)
+            gain = _take(X, w, closest, label, head, after, before, potential, reach2, chosen,
+                         gap2, n_centers, row, False)
             if gain > best_gain:
                 best_gain, best_row = gain, row
         rows[done] = best_row
         chosen[n_centers] = X[best_row]
-        _gain(X, w, closest, order, starts, chosen, radius, reach, n_centers, best_row, True,
-              label, n_centers)
+        _take(X, w, closest, label, head, after, before, potential, reach2, chosen, gap2,
+              n_centers, best_row, True)
         n_centers += 1
         done += 1
     return rows[:done]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _push(i, j, head, after, before):  # pragma: no cover - compiled
+    """Put colour i at the front of list j."""
+    after[i] = head[j]
+    before[i] = -1
+    if head[j] >= 0:
+        before[head[j]] = i
+    head[j] = i
+
+
 @numba.njit(cache=True, nogil=True)
-def _gain(X, w, closest, order, starts, chosen, radius, reach, n_centers, row, apply, label,
-          new_label):  # pragma: no cover - compiled
-    """Potential removed by a centre at X[row]: the sum of w × (closest - d) over the colours it
-    would take. With ``apply``, they are given to it (closest and label updated)."""
+def _draw(draw, potential, n_centers, head, after, w, closest):  # pragma: no cover - compiled
+    """The colour where the running sum of weight × squared distance passes ``draw``, summed list
+    by list; the last colour with some potential if rounding runs past the end."""
+    fallback = -1
+    for j in range(n_centers):
+        if potential[j] <= 0.0:
+            continue
+        if draw >= potential[j]:
+            draw -= potential[j]
+            continue
+        i = head[j]
+        while i >= 0:
+            share = w[i] * closest[i]
+            if share > 0.0:
+                fallback = i
+                if draw < share:
+                    return i
+                draw -= share
+            i = after[i]
+    if fallback < 0:  # rounding ran past every list: take the last colour with potential
+        for j in range(n_centers - 1, -1, -1):
+            i = head[j]
+            while i >= 0:
+                if w[i] * closest[i] > 0.0:
+                    return i
+                i = after[i]
+    return fallback
+
+
+@numba.njit(cache=True, nogil=True)
+def _take(X, w, closest, label, head, after, before, potential, reach2, chosen, gap2, n_centers,
+          row, apply):  # pragma: no cover - compiled
+    """Potential removed by a new centre at X[row]: the sum of w × (closest - d) over the
+    colours it would take. With ``apply`` it takes them: lists, potentials and bounds follow."""
     n_channels = X.shape[1]
-    gain = 0.0
     for j in range(n_centers):
         d = 0.0
         for c in range(n_channels):
             t = X[row, c] - chosen[j, c]
             d += t * t
-        reach[j] = np.sqrt(d)
+        gap2[j] = d
+    gain = 0.0
+    new = n_centers
     for j in range(n_centers):
-        if reach[j] >= 2.0 * radius[j]:
+        if gap2[j] >= 4.0 * reach2[j] * (1.0 + 1e-12):  # no colour of list j is nearer
             continue
-        for q in range(starts[j], starts[j + 1]):
-            i = order[q]
+        i = head[j]
+        kept = 0.0
+        while i >= 0:
+            following = after[i]
             d = 0.0
             for c in range(n_channels):
                 t = X[i, c] - X[row, c]
                 d += t * t
             if d < closest[i]:
                 gain += w[i] * (closest[i] - d)
-                if apply:
-                    closest[i] = d
-                    label[i] = new_label
+                if apply:  # move colour i from list j to the new list
+                    if before[i] >= 0:
+                        after[before[i]] = following
+                    else:
+                        head[j] = following
+                    if following >= 0:
+                        before[following] = before[i]
+                    potential[j] -= w[i] * closest[i]
+                    closest[i], label[i] = d, new
+                    potential[new] += w[i] * d
+                    reach2[new] = max(reach2[new], d)
+                    _push(i, new, head, after, before)
+            elif apply:
+                kept = max(kept, closest[i])
+            i = following
+        if apply:
+            reach2[j] = kept  # every colour list j still holds is walked: the bound is exact
+            if head[j] < 0:
+                potential[j] = 0.0
     return gain
 
 

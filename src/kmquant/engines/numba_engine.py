@@ -154,8 +154,7 @@ def _smallest_bound(lower, drift, i):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, lower, drift,
                 bound, drift_all, half_gap, fresh, g_mean_t, g_radius, sums, mass, inertia,
-                sq_dist,
-                b, n_blocks):  # pragma: no cover - compiled
+                sq_dist, b, n_blocks):  # pragma: no cover - compiled
     """Rows of block b of one bounded Lloyd step, into block b's partial sums.
 
     ``lower[i, g] - drift[g]`` bounds the distance of row i to the centres of group g other than
@@ -195,16 +194,8 @@ def _step_block(X, w, centers, grouped_t, members, starts, group_of, labels, low
                 if not searched[g]:
                     continue
                 n_searched += 1
-                lo, hi = starts[g], starts[g + 1]
-                _distances(X, i, grouped_t, dist, lo, hi)
-                m1, a1, m2 = np.inf, -1, np.inf
-                for p in range(lo, hi):
-                    d = dist[p]
-                    j = members[p]
-                    if d < m1 or (d == m1 and j < a1):  # ties go to the lower index
-                        m2, m1, a1 = m1, d, j
-                    elif d < m2:
-                        m2 = d
+                m1, a1, m2 = _search_group(X, i, grouped_t, members, dist, starts[g],
+                                           starts[g + 1])
                 g_min1[g], g_arg1[g], g_min2[g] = m1, a1, m2
                 if m1 < d_best or (m1 == d_best and a1 < best):
                     d_best, best = m1, a1

@@ -88,31 +88,24 @@ def _kmeans_plusplus(X, w, centers, n_new, trials, uniforms):  # pragma: no cove
     k_max = centers.shape[0] + n_new
     chosen = np.empty((k_max, n_channels))
     rows = np.empty(n_new, dtype=np.int64)
-    closest = np.full(n, np.inf)
-    label = np.zeros(n, dtype=np.int64)
-    for j in range(centers.shape[0]):
-        chosen[j] = centers[j]
-        for i in range(n):
-            d = 0.0
-            for c in range(n_channels):
-                t = X[i, c] - centers[j, c]
-                d += t * t
-            if d < closest[i]:
-                closest[i], label[i] = d, j
-    n_centers = centers.shape[0]
-    done = 0
+    n_centers, done = centers.shape[0], 0
+    chosen[:n_centers] = centers
     if n_centers == 0:  # the first centre: drawn by weight
         cumulative = np.cumsum(w)
         rows[0] = min(np.searchsorted(cumulative, uniforms[0] * cumulative[-1], side="right"),
                       n - 1)
         chosen[0] = X[rows[0]]
+        n_centers, done = 1, 1
+    closest = np.full(n, np.inf)
+    label = np.zeros(n, dtype=np.int64)
+    for j in range(n_centers):
         for i in range(n):
             d = 0.0
             for c in range(n_channels):
-                t = X[i, c] - X[rows[0], c]
+                t = X[i, c] - chosen[j, c]
                 d += t * t
-            closest[i] = d
-        n_centers, done = 1, 1
+            if d < closest[i]:
+                closest[i], label[i] = d, j
     head = np.full(k_max, -1, dtype=np.int64)
     after = np.full(n, -1, dtype=np.int64)  # next colour in the same list
     before = np.full(n, -1, dtype=np.int64)

@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,18 +19,16 @@ from PIL import Image
 from .colorspace import from_working, to_working
 from .dither import dither
 from .encode import encode_png, order_palette, write_atomic
-from .engines import Engine, get_engine
+from .engines import Engine, Session, get_engine
 from .histogram import Histogram, color_histogram
 from .load import ImageSource, LoadedImage, load_image
-from .options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, Options
+from .options import Options
 from .refine import Progress, RefineResult, refine, report_progress
 from .remap import remap
 from .seeding import seed_centers
 from .swaps import swap_search
 
 __all__ = ["Result", "Prepared", "quantize", "quantize_loaded", "quantize_prepared", "prepare"]
-
-_TRANSPARENT = 0
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ class Result:
         Seconds per stage: histogram, seed, refine, remap.
     notes : tuple of str
         Things a user should know (lossless shortcut, unconverged run...).
+    lossless : bool
+        The image had no more than K colours: every pixel keeps its exact colour.
     """
 
     palette: NDArray[np.uint8]
@@ -62,6 +63,7 @@ class Result:
     k_requested: int
     timings: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    lossless: bool = False
 
     @property
     def colors_used(self) -> int:
@@ -87,35 +89,35 @@ class Result:
 
 def quantize(
     image: ImageSource,
-    n_colors: int = 64,
+    n_colors: int | None = None,
     *,
-    engine: str = "auto",
-    seed: int = 0,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    init: str = "k-means++",
-    space: str = "rgb",
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    dither: str = "none",
-    dither_strength: float = 1.0,
-    swaps: int = 0,
+    options: Options | None = None,
     progress: Progress = None,
+    **fields: Any,
 ) -> Result:
     """Reduce an image to ``n_colors`` colours found by k-means.
 
     Parameters
     ----------
     image : path, bytes, PIL.Image.Image or (H, W) / (H, W, 3|4) uint8 ndarray
-    n_colors : int
-        K, 1 to 256.
-    engine, seed, max_iter, tol, init, space, max_pixels, dither, dither_strength, swaps
-        See :class:`kmquant.Options`.
+    n_colors : int, optional
+        K, 1 to 256 (default: ``options.n_colors``, 64).
+    options : Options, optional
+        Every setting at once; the defaults when omitted.
     progress : callable, optional
         ``progress(stage, done, total)``; returning False aborts with :class:`AbortedError`.
+    **fields
+        Any field of :class:`kmquant.Options` (``engine="numpy"``, ``dither="fs"``…), applied
+        on top of ``options``.
 
     Returns
     -------
     Result
+
+    Raises
+    ------
+    InvalidOptionError
+        An unknown option or a value out of range.
 
     Examples
     --------
@@ -125,12 +127,10 @@ def quantize(
     >>> result.palette.shape, result.indices.shape
     ((8, 3), (32, 32))
     """
-    options = Options(
-        n_colors=n_colors, engine=engine, seed=seed, max_iter=max_iter, tol=tol, init=init,
-        space=space, max_pixels=max_pixels, dither=dither, dither_strength=dither_strength,
-        swaps=swaps,
-    )
-    return quantize_loaded(load_image(image, max_pixels=max_pixels), options, progress=progress)
+    if n_colors is not None:
+        fields["n_colors"] = n_colors
+    opts = Options.build(options, **fields)
+    return quantize_loaded(load_image(image, max_pixels=opts.max_pixels), opts, progress=progress)
 
 
 def quantize_loaded(loaded: LoadedImage, options: Options, *, progress: Progress = None) -> Result:
@@ -149,9 +149,9 @@ class Prepared:
     Attributes
     ----------
     histogram : Histogram
-        Of the pixels, fully transparent ones made (0, 0, 0, 0).
+        Of the pixels, every fully transparent one counted as (0, 0, 0, 0).
     pixels : (H, W, C) uint8 ndarray
-        Those pixels (for dithering, which works pixel by pixel).
+        The decoded pixels (not copied).
     X : (n, C) float64 ndarray
         The colours to cluster, in the working space: every colour but (0, 0, 0, 0) when the image
         has fully transparent pixels (they get a palette entry of their own).
@@ -179,9 +179,8 @@ def prepare(pixels: NDArray[np.uint8], space: str = "rgb") -> Prepared:
     """Count the colours of ``pixels`` (H, W, C) once, for one or many quantizations."""
     clock = time.perf_counter()
     height, width, channels = pixels.shape
-    if channels == 4:  # every fully transparent pixel is the same invisible colour
-        pixels = np.where(pixels[:, :, 3:] == 0, np.uint8(_TRANSPARENT), pixels)
-    histogram = color_histogram(pixels)
+    # every fully transparent pixel is the same invisible colour, (0, 0, 0, 0)
+    histogram = color_histogram(pixels, clear_transparent=channels == 4)
     colors, counts = histogram.colors, histogram.counts.astype(np.float64)
     X = to_working(colors, space)
     reserved = np.empty((0, channels), dtype=np.uint8)
@@ -227,50 +226,55 @@ def quantize_prepared(
         X, counts = to_working(histogram.colors, prepared.space), histogram.counts.astype(float)
 
     centers = None
+    session: Session | None = None
     if X.shape[0] <= k - reserved.shape[0]:
         palette, n_iter, inertia = histogram.colors, 0, 0.0
         notes.append(
             f"the image has only {histogram.n_colors} colours, so all are kept exactly (lossless)"
         )
     else:
-        fitted, centers = _fit_palette(
-            X, counts, k - reserved.shape[0], options, engine, start, progress, timings, notes
+        session = engine.bind(X, counts)
+        fitted = _fit_palette(
+            session, k - reserved.shape[0], options, start, progress, timings, notes
         )
+        centers = fitted.centers
         palette = np.concatenate([reserved, from_working_unique(centers, prepared.space)])
         n_iter, inertia = fitted.n_iter, fitted.inertia
 
     clock = time.perf_counter()
-    if options.dither == "none" or palette.shape[0] < 2:
-        indices = remap(histogram, palette, prepared.shape, engine, prepared.space,
-                        colors_working=X if X.shape[0] == histogram.n_colors else None)
+    if centers is None:  # lossless: colour i of the histogram is palette entry i
+        indices = histogram.lookup(prepared.pixels, np.arange(palette.shape[0], dtype=np.uint8))
+    elif options.dither == "none" or palette.shape[0] < 2:
+        if session is None or X.shape[0] != histogram.n_colors:  # no transparent colour in it
+            session = engine.bind(to_working(histogram.colors, prepared.space),
+                                  histogram.counts.astype(np.float64))
+        indices = remap(histogram, prepared.pixels, palette, space=prepared.space, session=session)
     else:
-        indices = dither(prepared.pixels, palette, options.dither,
+        indices = dither(_cleared(prepared.pixels), palette, options.dither,
                          strength=options.dither_strength)
     palette, indices = order_palette(palette, indices)
     timings["remap"] = time.perf_counter() - clock
     report_progress(progress, "remap", 1, 1)
-    result = Result(palette, indices, inertia, n_iter, engine.name, k, timings, tuple(notes))
+    result = Result(palette, indices, inertia, n_iter, engine.name, k, timings, tuple(notes),
+                    lossless=centers is None)
     return result, centers
 
 
 def _fit_palette(
-    X: NDArray[np.float64],
-    counts: NDArray[np.float64],
+    session: Session,
     k: int,
     options: Options,
-    engine: Engine,
     start: NDArray[np.float64] | None,
     progress: Progress,
     timings: dict[str, float],
     notes: list[str],
-) -> tuple[RefineResult, NDArray[np.float64]]:
-    """Seed (unless ``start`` is given) and refine K centres for the weighted colours.
+) -> RefineResult:
+    """Seed (unless ``start`` is given) and refine K centres for the bound weighted colours.
 
     Parameters
     ----------
-    X : (n, C) float64 ndarray
-        Distinct colours in the working space, n > K.
-    counts : (n,) float64 ndarray
+    session : Session
+        The engine bound to the distinct colours ``X`` (n, C), n > K, and their counts.
     k : int
     start : (K, C) float64 ndarray or None
     timings, notes
@@ -278,25 +282,21 @@ def _fit_palette(
 
     Returns
     -------
-    fitted : RefineResult
-    centers : (K, C) float64 ndarray
+    RefineResult
     """
     clock = time.perf_counter()
     if start is None:
-        start = seed_centers(options.init, X, counts, k, options.seed)
+        start = seed_centers(options.init, session.X, session.w, k, options.seed)
     timings["seed"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    fitted = refine(
-        X, counts, start, engine, max_iter=options.max_iter, tol=options.tol,
-        seed=options.seed, progress=progress,
-    )
+    fitted = refine(session, start, max_iter=options.max_iter, tol=options.tol,
+                    seed=options.seed, progress=progress)
     timings["refine"] = time.perf_counter() - clock
     if options.swaps:
         clock = time.perf_counter()
-        fitted, accepted = swap_search(X, counts, fitted, engine, rounds=options.swaps)
+        fitted, accepted = swap_search(session, fitted, rounds=options.swaps)
         if accepted:  # settle the swapped centres with the usual stopping rule
-            fitted = refine(X, counts, fitted.centers, engine, max_iter=options.max_iter,
-                            tol=options.tol)
+            fitted = refine(session, fitted.centers, max_iter=options.max_iter, tol=options.tol)
         timings["swaps"] = time.perf_counter() - clock
         notes.append(f"{accepted} of {options.swaps} swaps kept")
     if not fitted.converged:
@@ -304,7 +304,15 @@ def _fit_palette(
             f"k-means stopped at max_iter={options.max_iter} before converging; "
             "raise max_iter for a slightly better palette"
         )
-    return fitted, fitted.centers
+    return fitted
+
+
+def _cleared(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """RGBA pixels with every fully transparent one made (0, 0, 0, 0), as the histogram counts
+    them (a copy only when there is such a pixel); other images unchanged."""
+    if pixels.shape[2] != 4 or pixels[:, :, 3].all():
+        return pixels
+    return np.where(pixels[:, :, 3:] == 0, np.uint8(0), pixels)
 
 
 def from_working_unique(centers: NDArray[np.float64], space: str) -> NDArray[np.uint8]:

@@ -1,6 +1,7 @@
 """THE k-means driver: loop, tolerance, empty clusters, final assignment, progress and abort.
 
-Engines run one step; everything else about k-means lives here, once.
+Engines run one step on data they have bound (:class:`kmquant.engines.Session`); everything else
+about k-means lives here, once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .engines import Engine
+from .engines import FittingSession, Session
 from .errors import AbortedError
 from .options import DEFAULT_MAX_ITER, DEFAULT_TOL
 
@@ -45,10 +46,8 @@ class RefineResult:
 
 
 def refine(
-    X: NDArray[np.float64],
-    w: NDArray[np.float64],
+    session: Session,
     centers: NDArray[np.float64],
-    engine: Engine,
     *,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
@@ -64,13 +63,11 @@ def refine(
 
     Parameters
     ----------
-    X : (n, C) float64 ndarray
-        Distinct colours in the working space.
-    w : (n,) float64 ndarray
-        Their pixel counts.
+    session : Session
+        An engine bound to the distinct colours ``X`` (n, C) in the working space and their pixel
+        counts ``w`` (n,) (``engine.bind(X, w)``).
     centers : (K, C) float64 ndarray
         Initial centres, K ≤ n.
-    engine : Engine
     max_iter : int
     tol : float
     seed : int
@@ -83,8 +80,7 @@ def refine(
     -------
     RefineResult
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    w = np.ascontiguousarray(w, dtype=np.float64)
+    X, w = session.X, session.w
     centers = np.array(centers, dtype=np.float64)
     k = centers.shape[0]
     threshold = 0.0
@@ -93,15 +89,14 @@ def refine(
         threshold = tol * float(np.mean((w @ (X - mean) ** 2) / w.sum()))
 
     n_iter, converged = 0, False
-    fit = getattr(engine, "fit", None)
-    if fit is not None:
-        centers, n_iter = fit(X, w, centers, max_iter=max_iter, tol=tol, seed=seed)
+    if isinstance(session, FittingSession):
+        centers, n_iter = session.fit(centers, max_iter=max_iter, tol=tol, seed=seed)
         converged = n_iter < max_iter
         report_progress(progress, "refine", max_iter, max_iter)
     else:
         labels = None
         for n_iter in range(1, max_iter + 1):
-            new_labels, new_centers, _ = engine.step(X, w, centers)
+            new_labels, new_centers, _ = session.step(centers)
             empty = np.flatnonzero(np.bincount(new_labels, minlength=k) == 0)  # weights are > 0
             if empty.size:
                 _reseed_empty(X, w, new_labels, new_centers, empty)
@@ -112,7 +107,7 @@ def refine(
             if not empty.size and (stable or shift <= threshold):
                 converged = True
                 break
-    labels, sq_dist = engine.assign(X, centers)
+    labels, sq_dist = session.assign(centers)
     return RefineResult(centers, labels, float(w @ sq_dist), n_iter, converged)
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
+
+from ._core import _seeding
 
 __all__ = [
     "kmeans_plusplus", "extend_centers", "coarsen", "seeding_colours", "SEEDERS", "seed_centers",
@@ -28,8 +29,8 @@ def kmeans_plusplus(
 
     Each new centre is drawn with probability proportional to weight × squared distance to the
     nearest centre so far; of ``n_local_trials`` draws the one that lowers the potential most is
-    kept. Compiled with numba: scikit-learn's ``kmeans_plusplus`` is as fast, but importing
-    ``sklearn.cluster`` costs 0.7 s, more than quantizing a photo.
+    kept. Compiled (Cython, :mod:`kmquant._core._seeding`): scikit-learn's ``kmeans_plusplus``
+    is as fast, but importing ``sklearn.cluster`` costs 0.7 s, more than quantizing a photo.
 
     Parameters
     ----------
@@ -46,7 +47,13 @@ def kmeans_plusplus(
     Returns
     -------
     (K, C) float64 ndarray
-        Rows of ``X``, all distinct.
+        Rows of ``X``, all distinct; fewer than K only when X has fewer distinct colours (of
+        positive weight).
+
+    Raises
+    ------
+    ValueError
+        For a non-finite colour or weight, a negative weight, or inconsistent shapes.
     """
     empty = np.empty((0, X.shape[1]), dtype=np.float64)
     return _greedy_plusplus(X, w, empty, n_clusters, rng, n_local_trials)
@@ -63,169 +70,66 @@ def _greedy_plusplus(
     """``n_new`` rows of X chosen by greedy weighted k-means++ after ``centers`` (K0, C); the
     first is drawn by weight alone when there are no centres. Returns (≤ n_new, C): fewer when
     every colour is a centre already."""
-    trials = n_local_trials or 2 + int(np.log(centers.shape[0] + n_new))
+    trials = n_local_trials or 2 + int(np.log(max(centers.shape[0] + n_new, 1)))
     uniforms = rng.random(1 + n_new * trials)
-    rows = _kmeans_plusplus(np.ascontiguousarray(X, dtype=np.float64),
-                            np.ascontiguousarray(w, dtype=np.float64),
-                            np.ascontiguousarray(centers, dtype=np.float64), n_new, trials, uniforms)
-    return X[rows].copy()
+    rows = _kmeans_plusplus(X, w, centers, n_new, trials, uniforms)
+    return X[rows]
 
 
-@numba.njit(cache=True, nogil=True)
-def _kmeans_plusplus(X, w, centers, n_new, trials, uniforms):  # pragma: no cover - compiled
-    """Rows of X chosen as new centres after ``centers`` (K0, C); see :func:`_greedy_plusplus`.
+def _kmeans_plusplus(
+    X: NDArray[np.float64],
+    w: NDArray[np.float64],
+    centers: NDArray[np.float64],
+    n_new: int,
+    trials: int,
+    uniforms: NDArray[np.float64],
+) -> NDArray[np.int64]:
+    """Rows of X chosen as new centres after ``centers`` (K0, C), by the compiled kernel.
 
     The colours are kept in one linked list per nearest centre, with the list's potential (sum of
     weight × squared distance) and a bound on its members' distance. Then nothing costs a pass
     over every colour:
 
-    - a draw by potential picks a list by the lists' potentials, then a colour in that list;
+    - a draw by potential picks a list by the lists' potentials, then a colour in that list (the
+      lists in centre order, each from its head: ``uniforms[0]`` draws the first centre by weight
+      when K0 = 0, ``uniforms[1 + s × trials + t]`` candidate t of step s);
     - a candidate can only take colours from a centre c with |candidate - c| < 2 R, where R bounds
       the distance of c's colours to c (triangle inequality), so its gain is summed over the few
-      nearby lists only, and the chosen one moves just the colours it takes.
+      nearby lists only, and the chosen one moves just the colours it takes (to the front of its
+      own list, in the order walked).
+
+    Parameters
+    ----------
+    X : (n, C) float64 ndarray
+        Finite.
+    w : (n,) float64 ndarray
+        Finite, ≥ 0.
+    centers : (K0, C) float64 ndarray
+    n_new : int
+        ≥ 0.
+    trials : int
+        Candidates per step, ≥ 1.
+    uniforms : (≥ 1 + n_new × trials,) float64 ndarray
+        Uniform draws in [0, 1).
+
+    Returns
+    -------
+    (≤ n_new,) int64 ndarray
+        The chosen rows, distinct, in the order chosen; fewer than ``n_new`` when every colour is
+        a centre already.
+
+    Raises
+    ------
+    ValueError
+        For inconsistent shapes, a non-finite value or negative weight, ``n_new`` < 0,
+        ``trials`` < 1 or too few uniforms.
     """
-    n, n_channels = X.shape
-    k_max = centers.shape[0] + n_new
-    chosen = np.empty((k_max, n_channels))
-    rows = np.empty(n_new, dtype=np.int64)
-    n_centers, done = centers.shape[0], 0
-    chosen[:n_centers] = centers
-    if n_centers == 0:  # the first centre: drawn by weight
-        cumulative = np.cumsum(w)
-        rows[0] = min(np.searchsorted(cumulative, uniforms[0] * cumulative[-1], side="right"),
-                      n - 1)
-        chosen[0] = X[rows[0]]
-        n_centers, done = 1, 1
-    closest = np.full(n, np.inf)
-    label = np.zeros(n, dtype=np.int64)
-    for j in range(n_centers):
-        for i in range(n):
-            d = 0.0
-            for c in range(n_channels):
-                t = X[i, c] - chosen[j, c]
-                d += t * t
-            if d < closest[i]:
-                closest[i], label[i] = d, j
-    head = np.full(k_max, -1, dtype=np.int64)
-    after = np.full(n, -1, dtype=np.int64)  # next colour in the same list
-    before = np.full(n, -1, dtype=np.int64)
-    potential = np.zeros(k_max)
-    reach2 = np.zeros(k_max)  # ≥ the largest squared distance of a list's colours to its centre
-    for i in range(n - 1, -1, -1):
-        _push(i, label[i], head, after, before)
-        potential[label[i]] += w[i] * closest[i]
-        reach2[label[i]] = max(reach2[label[i]], closest[i])
-    gap2 = np.empty(k_max)
-    while done < n_new:
-        total = 0.0
-        for j in range(n_centers):
-            total += potential[j]
-        if total <= 0.0:  # every colour is a centre already
-            break
-        best_gain, best_row = -1.0, -1
-        for t in range(trials):
-            draw = uniforms[1 + (done - 1 + (centers.shape[0] > 0)) * trials + t] * total
-            row = _draw(draw, potential, n_centers, head, after, w, closest)
-            gain = _take(X, w, closest, label, head, after, before, potential, reach2, chosen,
-                         gap2, n_centers, row, False)
-            if gain > best_gain:
-                best_gain, best_row = gain, row
-        rows[done] = best_row
-        chosen[n_centers] = X[best_row]
-        _take(X, w, closest, label, head, after, before, potential, reach2, chosen, gap2,
-              n_centers, best_row, True)
-        n_centers += 1
-        done += 1
+    rows = np.empty(max(n_new, 0), dtype=np.int64)
+    done = _seeding.greedy_plusplus(
+        np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64),
+        np.ascontiguousarray(centers, dtype=np.float64), n_new, trials,
+        np.ascontiguousarray(uniforms, dtype=np.float64), rows)
     return rows[:done]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _push(i, j, head, after, before):  # pragma: no cover - compiled
-    """Put colour i at the front of list j."""
-    after[i] = head[j]
-    before[i] = -1
-    if head[j] >= 0:
-        before[head[j]] = i
-    head[j] = i
-
-
-@numba.njit(cache=True, nogil=True)
-def _draw(draw, potential, n_centers, head, after, w, closest):  # pragma: no cover - compiled
-    """The colour where the running sum of weight × squared distance passes ``draw``, summed list
-    by list; the last colour with some potential if rounding runs past the end."""
-    fallback = -1
-    for j in range(n_centers):
-        if potential[j] <= 0.0:
-            continue
-        if draw >= potential[j]:
-            draw -= potential[j]
-            continue
-        i = head[j]
-        while i >= 0:
-            share = w[i] * closest[i]
-            if share > 0.0:
-                fallback = i
-                if draw < share:
-                    return i
-                draw -= share
-            i = after[i]
-    if fallback < 0:  # rounding ran past every list: take the last colour with potential
-        for j in range(n_centers - 1, -1, -1):
-            i = head[j]
-            while i >= 0:
-                if w[i] * closest[i] > 0.0:
-                    return i
-                i = after[i]
-    return fallback
-
-
-@numba.njit(cache=True, nogil=True)
-def _take(X, w, closest, label, head, after, before, potential, reach2, chosen, gap2, n_centers,
-          row, apply):  # pragma: no cover - compiled
-    """Potential removed by a new centre at X[row]: the sum of w × (closest - d) over the
-    colours it would take. With ``apply`` it takes them: lists, potentials and bounds follow."""
-    n_channels = X.shape[1]
-    for j in range(n_centers):
-        d = 0.0
-        for c in range(n_channels):
-            t = X[row, c] - chosen[j, c]
-            d += t * t
-        gap2[j] = d
-    gain = 0.0
-    new = n_centers
-    for j in range(n_centers):
-        if gap2[j] >= 4.0 * reach2[j] * (1.0 + 1e-12):  # no colour of list j is nearer
-            continue
-        i = head[j]
-        kept = 0.0
-        while i >= 0:
-            following = after[i]
-            d = 0.0
-            for c in range(n_channels):
-                t = X[i, c] - X[row, c]
-                d += t * t
-            if d < closest[i]:
-                gain += w[i] * (closest[i] - d)
-                if apply:  # move colour i from list j to the new list
-                    if before[i] >= 0:
-                        after[before[i]] = following
-                    else:
-                        head[j] = following
-                    if following >= 0:
-                        before[following] = before[i]
-                    potential[j] -= w[i] * closest[i]
-                    closest[i], label[i] = d, new
-                    potential[new] += w[i] * d
-                    reach2[new] = max(reach2[new], d)
-                    _push(i, new, head, after, before)
-            elif apply:
-                kept = max(kept, closest[i])
-            i = following
-        if apply:
-            reach2[j] = kept  # every colour list j still holds is walked: the bound is exact
-            if head[j] < 0:
-                potential[j] = 0.0
-    return gain
 
 
 def coarsen(
@@ -250,12 +154,13 @@ def coarsen(
     W : (m,) float64 ndarray
         Total weight of each cell.
     """
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    grid = np.minimum((X - lo) / span * cells, cells - 1).astype(np.int64)
     key = np.zeros(X.shape[0], dtype=np.int64)
-    for c in range(X.shape[1]):
-        key = key * cells + grid[:, c]
+    for c in range(X.shape[1]):  # column by column: X.min(axis=0) on (n, 3) is 50× slower
+        x = X[:, c]
+        lo, hi = x.min(), x.max()
+        span = hi - lo if hi > lo else 1.0
+        key *= cells
+        key += np.minimum((x - lo) / span * cells, cells - 1).astype(np.int64)
     W = np.bincount(key, weights=w)  # cells**C bins: 32 768 for RGB, fast
     filled = np.flatnonzero(W)
     Y = np.stack([np.bincount(key, weights=w * X[:, c])[filled] for c in range(X.shape[1])], axis=1)

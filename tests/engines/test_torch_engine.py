@@ -52,7 +52,7 @@ C4 = np.array([[0.0, 0.0], [1.0, 1.0]])
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_hand_computed_step(config):
-    labels, centers, inertia = TorchEngine(**config).step(X4, W4, C4)
+    labels, centers, inertia = TorchEngine(**config).bind(X4, W4).step(C4)
     assert labels.dtype == np.intp and labels.shape == (4,)
     assert labels.tolist() == [0, 0, 1, 1]
     assert centers.dtype == np.float64 and centers.shape == (2, 2)
@@ -63,7 +63,7 @@ def test_hand_computed_step(config):
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_hand_computed_refine(config):
-    result = refine(X4, W4, C4, TorchEngine(**config), tol=0.0)
+    result = refine(TorchEngine(**config).bind(X4, W4), C4, tol=0.0)
     np.testing.assert_allclose(result.centers, [[0.125, 0.0], [0.875, 1.0]], atol=1e-9)
     assert result.inertia == pytest.approx(0.375, rel=1e-9)
     assert result.labels.tolist() == [0, 0, 1, 1]
@@ -72,7 +72,7 @@ def test_hand_computed_refine(config):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_empty_cluster_keeps_its_centre_in_step(config):
     centers = np.array([[0.0, 0.0], [1.0, 1.0], [50.0, 50.0]])
-    labels, new, _ = TorchEngine(**config).step(X4, W4, centers)
+    labels, new, _ = TorchEngine(**config).bind(X4, W4).step(centers)
     assert 2 not in labels.tolist()
     np.testing.assert_array_equal(new[2], [50.0, 50.0])
 
@@ -82,7 +82,7 @@ def test_refine_reseeds_an_empty_cluster_at_the_worst_fitting_point(config):
     X = np.array([[0.0], [1.0], [10.0], [11.0], [30.0]])
     w = np.array([1.0, 1.0, 1.0, 1.0, 5.0])
     start = np.array([[0.0], [100.0], [200.0]])  # two centres nobody is near
-    result = refine(X, w, start, TorchEngine(**config), tol=0.0)
+    result = refine(TorchEngine(**config).bind(X, w), start, tol=0.0)
     assert sorted(np.round(result.centers[:, 0], 6).tolist()) == [0.5, 10.5, 30.0]
     assert result.inertia == pytest.approx(1.0)
 
@@ -92,7 +92,7 @@ def test_assign_matches_brute_force(config):
     rng = np.random.default_rng(7)
     X = rng.integers(0, 256, (3000, 3)).astype(np.float64)
     centers = rng.integers(0, 256, (37, 3)).astype(np.float64)
-    labels, sq = TorchEngine(**config).assign(X, centers)
+    labels, sq = TorchEngine(**config).bind(X, np.ones(len(X))).assign(centers)
     d = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
     assert np.array_equal(labels, d.argmin(axis=1))
     np.testing.assert_allclose(sq, d.min(axis=1))
@@ -105,8 +105,8 @@ def test_ties_go_to_the_lower_index(config):
     X = rng.integers(0, 8, (5000, 3)).astype(np.float64)
     centers = rng.integers(0, 8, (20, 3)).astype(np.float64)
     centers[5] = centers[2]  # a duplicated centre: index 2 must win every time
-    labels, sq = TorchEngine(**config).assign(X, centers)
-    expected, expected_sq = NumpyEngine().assign(X, centers)
+    labels, sq = TorchEngine(**config).bind(X, np.ones(len(X))).assign(centers)
+    expected, expected_sq = NumpyEngine().bind(X, np.ones(len(X))).assign(centers)
     assert np.array_equal(labels, expected)
     assert np.array_equal(sq, expected_sq)
     assert 5 not in labels.tolist()
@@ -114,7 +114,7 @@ def test_ties_go_to_the_lower_index(config):
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_a_single_centre(config):
-    labels, new, inertia = TorchEngine(**config).step(X4, W4, C4[:1])
+    labels, new, inertia = TorchEngine(**config).bind(X4, W4).step(C4[:1])
     assert labels.tolist() == [0, 0, 0, 0]
     np.testing.assert_allclose(new, [[0.5, 0.5]])
     assert inertia == pytest.approx(3 * 0 + 0.25 + 1.25 + 3 * 2)
@@ -129,10 +129,10 @@ def test_expanded_distances_stay_exact_where_cancellation_defeats_them(config):
     offset = 1e7
     X = offset + rng.random((2000, 3))
     centers = offset + rng.random((16, 3))
-    expected, expected_sq = NumpyEngine().assign(X, centers)
+    expected, expected_sq = NumpyEngine().bind(X, np.ones(len(X))).assign(centers)
     naive = ((X * X).sum(1)[:, None] - 2 * X @ centers.T + (centers * centers).sum(1)).argmin(1)
     assert not np.array_equal(naive, expected)
-    labels, sq = TorchEngine(**config).assign(X, centers)
+    labels, sq = TorchEngine(**config).bind(X, np.ones(len(X))).assign(centers)
     assert np.array_equal(labels, expected)
     assert np.array_equal(sq, expected_sq)
 
@@ -165,7 +165,7 @@ def photo_case(sample_pixels):
     h = color_histogram(sample_pixels)
     X, w = h.colors.astype(np.float64), h.counts.astype(np.float64)
     start = seed_centers("k-means++", X, w, 24, seed=0)
-    reference = refine(X, w, start, NumpyEngine())
+    reference = refine(NumpyEngine().bind(X, w), start)
     return X, w, start, reference
 
 
@@ -173,7 +173,7 @@ def photo_case(sample_pixels):
 def test_agrees_with_the_numpy_reference_on_a_photograph(config, photo_case):
     """Same start → same path: identical labels, centres within rtol 1e-9, same iterations."""
     X, w, start, reference = photo_case
-    result = refine(X, w, start, TorchEngine(**config))
+    result = refine(TorchEngine(**config).bind(X, w), start)
     assert np.array_equal(result.labels, reference.labels)
     np.testing.assert_allclose(result.centers, reference.centers, rtol=1e-9)
     assert result.n_iter == reference.n_iter
@@ -190,7 +190,7 @@ def test_the_cuda_arithmetic_keeps_the_reference_path(photo_case, monkeypatch):
         lambda X_t, w_t, labels, k: module._cluster_sums_blocked(X_t, w_t, labels, k, 5000),
     )
     X, w, start, reference = photo_case
-    result = refine(X, w, start, TorchEngine(device="cpu", distances="expanded"))
+    result = refine(TorchEngine(device="cpu", distances="expanded").bind(X, w), start)
     assert np.array_equal(result.labels, reference.labels)
     np.testing.assert_allclose(result.centers, reference.centers, rtol=1e-9)
     assert result.n_iter == reference.n_iter
@@ -199,31 +199,31 @@ def test_the_cuda_arithmetic_keeps_the_reference_path(photo_case, monkeypatch):
 def test_cpu_centres_are_the_reference_bit_for_bit(photo_case):
     """On the CPU the sums run in the reference's order (serial bincount), so nothing differs."""
     X, w, start, reference = photo_case
-    result = refine(X, w, start, TorchEngine(device="cpu"))
+    result = refine(TorchEngine(device="cpu").bind(X, w), start)
     assert np.array_equal(result.centers, reference.centers)
     assert result.inertia == reference.inertia
 
 
 @pytest.mark.parametrize("config", PHOTO_CONFIGS)
 def test_labels_stay_exact_across_steps_jumps_and_a_rounded_palette(config, sample_pixels):
-    """As the numba bounds test: the device copy of X is reused, the centres move, one jumps,
+    """As the native bounds test: the device copy of X is reused, the centres move, one jumps,
     and the final palette is rounded (exact ties between integer colours and integer centres)."""
     h = color_histogram(sample_pixels)
     X, w = h.colors.astype(np.float64), h.counts.astype(np.float64)
     centers = seed_centers("k-means++", X, w, 100, seed=3)
-    engine, reference = TorchEngine(**config), NumpyEngine()
+    engine, reference = TorchEngine(**config).bind(X, w), NumpyEngine().bind(X, w)
     for iteration in range(6):
         if iteration == 3:
             centers = centers.copy()
             centers[7] = X[12345]  # a jump, as when an empty cluster is re-seeded
-        labels, new_centers, inertia = engine.step(X, w, centers)
-        expected, sq = reference.assign(X, centers)
+        labels, new_centers, inertia = engine.step(centers)
+        expected, sq = reference.assign(centers)
         assert np.array_equal(labels, expected), f"step {iteration}"
         assert inertia == pytest.approx(float(w @ sq), rel=1e-12)
         centers = new_centers
     rounded = np.rint(centers)
-    labels, sq = engine.assign(X, rounded)
-    expected, expected_sq = reference.assign(X, rounded)
+    labels, sq = engine.assign(rounded)
+    expected, expected_sq = reference.assign(rounded)
     assert np.array_equal(labels, expected)
     assert np.array_equal(sq, expected_sq)
 
@@ -233,10 +233,10 @@ def test_step_is_deterministic(config, sample_pixels):
     h = color_histogram(sample_pixels)
     X, w = h.colors.astype(np.float64), h.counts.astype(np.float64)
     start = seed_centers("k-means++", X, w, 32, seed=0)
-    engine = TorchEngine(**config)
-    first = engine.step(X, w, start)
-    second = engine.step(X, w, start)  # the same engine, X already on the device
-    third = TorchEngine(**config).step(X.copy(), w.copy(), start)  # a fresh engine and arrays
+    session = TorchEngine(**config).bind(X, w)
+    first = session.step(start)
+    second = session.step(start)  # the same session, X already on the device
+    third = TorchEngine(**config).bind(X.copy(), w.copy()).step(start)  # fresh engine and arrays
     for other in (second, third):
         assert np.array_equal(first[0], other[0])
         assert np.array_equal(first[1], other[1])
@@ -244,26 +244,22 @@ def test_step_is_deterministic(config, sample_pixels):
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_a_new_X_is_not_mistaken_for_the_cached_one(config):
+def test_each_session_steps_on_its_own_data(config):
     engine = TorchEngine(**config)
-    labels, _, _ = engine.step(X4, W4, C4)
+    labels, _, _ = engine.bind(X4, W4).step(C4)
     assert labels.tolist() == [0, 0, 1, 1]
     flipped = X4[::-1].copy()
-    labels, centers, _ = engine.step(flipped, W4, C4)
+    labels, centers, _ = engine.bind(flipped, W4).step(C4)
     assert labels.tolist() == [1, 1, 0, 0]
     np.testing.assert_allclose(centers, [[0.125, 0.0], [0.875, 1.0]])
 
 
-def test_X_moves_to_the_device_once_per_object():
-    engine = TorchEngine(device="cpu")
-    X = X4.copy()
-    engine.step(X, W4, C4)
-    kept = engine._X_t
-    engine.step(X, W4, C4)
-    engine.assign(X, C4)
-    assert engine._X_t is kept
-    engine.step(X.copy(), W4, C4)
-    assert engine._X_t is not kept
+def test_X_moves_to_the_device_once_per_session():
+    session = TorchEngine(device="cpu").bind(X4.copy(), W4)
+    kept = session._X_t
+    session.step(C4)
+    session.assign(C4)
+    assert session._X_t is kept
 
 
 def test_inputs_of_other_layouts_and_read_only_arrays():
@@ -273,7 +269,7 @@ def test_inputs_of_other_layouts_and_read_only_arrays():
     w.setflags(write=False)
     centers = C4.copy()
     centers.setflags(write=False)
-    labels, new, inertia = TorchEngine(device="cpu").step(X, w, centers)
+    labels, new, inertia = TorchEngine(device="cpu").bind(X, w).step(centers)
     assert labels.tolist() == [0, 0, 1, 1]
     np.testing.assert_allclose(new, [[0.125, 0.0], [0.875, 1.0]])
     assert inertia == pytest.approx(0.5)
@@ -312,8 +308,8 @@ def test_cuda_agrees_with_cpu(photo_case):
     """GPU and CPU walk the same path: identical labels and iterations; centres differ only by
     the order of the sums, within rtol 1e-9 (in practice about 1e-13)."""
     X, w, start, _ = photo_case
-    cpu = refine(X, w, start, TorchEngine(device="cpu"))
-    gpu = refine(X, w, start, TorchEngine(device="cuda"))
+    cpu = refine(TorchEngine(device="cpu").bind(X, w), start)
+    gpu = refine(TorchEngine(device="cuda").bind(X, w), start)
     assert np.array_equal(gpu.labels, cpu.labels)
     assert gpu.n_iter == cpu.n_iter
     np.testing.assert_allclose(gpu.centers, cpu.centers, rtol=1e-9)
@@ -322,10 +318,8 @@ def test_cuda_agrees_with_cpu(photo_case):
 
 @needs_cuda
 def test_cuda_keeps_X_on_the_gpu():
-    engine = TorchEngine(device="cuda")
-    X = X4.copy()
-    engine.step(X, W4, C4)
-    kept = engine._X_t
+    session = TorchEngine(device="cuda").bind(X4.copy(), W4)
+    kept = session._X_t
     assert kept.is_cuda
-    engine.step(X, W4, C4)
-    assert engine._X_t is kept
+    session.step(C4)
+    assert session._X_t is kept

@@ -1,7 +1,8 @@
 """Adapter over scikit-learn's ``KMeans`` (lloyd, elkan) and ``MiniBatchKMeans``.
 
-scikit-learn runs the whole fit itself, so this engine offers ``fit`` and the driver hands it the
-loop. Histogram counts go in as ``sample_weight``; the initial palette from our seeding goes in as
+scikit-learn runs the whole fit itself, so this engine's sessions offer ``fit``
+(:class:`kmquant.engines.FittingSession`) and the driver hands them the loop. Histogram counts go
+in as ``sample_weight``; the initial palette from our seeding goes in as
 ``init`` with ``n_init=1``, so every engine starts from the same centres.
 """
 
@@ -14,22 +15,32 @@ from numpy.typing import NDArray
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from .numpy_engine import NumpyEngine
+from .numpy_engine import NumpySession
 
-__all__ = ["SklearnEngine", "lloyd", "elkan", "minibatch"]
+__all__ = ["SklearnEngine", "SklearnSession", "lloyd", "elkan", "minibatch"]
 
 
-class SklearnEngine(NumpyEngine):
-    """scikit-learn as a k-means engine; ``step`` and ``assign`` come from the reference."""
+class SklearnEngine:
+    """scikit-learn as a k-means engine."""
 
     def __init__(self, algorithm: str = "lloyd") -> None:
         self.algorithm = algorithm
         self.name = "sklearn" if algorithm == "lloyd" else f"sklearn-{algorithm}"
 
+    def bind(self, X: NDArray[np.float64], w: NDArray[np.float64]) -> SklearnSession:
+        """A session on ``X`` (n, C) and ``w`` (n,)."""
+        return SklearnSession(X, w, self.algorithm)
+
+
+class SklearnSession(NumpySession):
+    """scikit-learn bound to ``X`` and ``w``; ``step`` and ``assign`` come from the reference."""
+
+    def __init__(self, X: NDArray[np.float64], w: NDArray[np.float64], algorithm: str) -> None:
+        super().__init__(X, w)
+        self.algorithm = algorithm
+
     def fit(
         self,
-        X: NDArray[np.float64],
-        w: NDArray[np.float64],
         centers: NDArray[np.float64],
         *,
         max_iter: int,
@@ -40,8 +51,6 @@ class SklearnEngine(NumpyEngine):
 
         Parameters
         ----------
-        X : (n, C) float64 ndarray
-        w : (n,) float64 ndarray
         centers : (K, C) float64 ndarray
             Initial centres.
         max_iter, tol, seed
@@ -53,6 +62,7 @@ class SklearnEngine(NumpyEngine):
         centers : (K, C) float64 ndarray
         n_iter : int
         """
+        X, w = self.X, self.w
         k = centers.shape[0]
         unweighted = float(np.mean(np.var(X, axis=0)))
         mean = (w @ X) / w.sum()

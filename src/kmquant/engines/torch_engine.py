@@ -35,10 +35,8 @@ recomputation for a small gain on three-channel data, where the work is memory t
 arithmetic.
 
 The distance matrix is built a block of rows at a time, at most ``chunk_elements`` (rows × K)
-float64 values per block. The data ``X`` is moved to the device once and kept there while the
-same ``X`` object comes back (as it does in every step of :func:`kmquant.refine.refine`); the
-weights likewise. Like the numba engine's bounds, this assumes ``X`` is not changed in place
-between calls.
+float64 values per block. The data ``X`` and the weights are moved to the device once, when the
+engine is bound to them (:meth:`TorchEngine.bind`), and stay there for the session.
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ from numpy.typing import NDArray
 
 from ..errors import EngineUnavailableError, InvalidOptionError
 
-__all__ = ["TorchEngine", "DISTANCES", "CHUNK_ELEMENTS"]
+__all__ = ["TorchEngine", "TorchSession", "DISTANCES", "CHUNK_ELEMENTS"]
 
 #: The ways to compute distances, see the module docstring.
 DISTANCES = ("direct", "expanded")
@@ -130,39 +128,13 @@ class TorchEngine:
             raise InvalidOptionError(f"chunk_elements must be at least 1; got {chunk_elements}")
         self.distances = distances
         self.chunk_elements = int(chunk_elements)
-        self._X: NDArray[np.float64] | None = None  # the array whose device copy is below
-        self._X_t: torch.Tensor | None = None  # (n, C) float64 on the device
-        self._X_aug: torch.Tensor | None = None  # (n, C + 1): [X, 1], for "expanded"
-        self._X_norm: torch.Tensor | None = None  # (n,) |x|, for "expanded"
-        self._w: NDArray[np.float64] | None = None
-        self._w_t: torch.Tensor | None = None
 
     def __repr__(self) -> str:
         return f"TorchEngine(device={str(self.device)!r}, distances={self.distances!r})"
 
-    # ---------------------------------------------------------------------------------- contract
-
-    def assign(
-        self, X: NDArray[np.float64], centers: NDArray[np.float64]
-    ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-        """Nearest centre of every row; shapes as in :meth:`NumpyEngine.assign`."""
-        labels, sq_dist = self._assign(self._data(X), self._tensor(centers))
-        return _to_numpy(labels).astype(np.intp, copy=False), _to_numpy(sq_dist)
-
-    def step(
-        self, X: NDArray[np.float64], w: NDArray[np.float64], centers: NDArray[np.float64]
-    ) -> tuple[NDArray[np.intp], NDArray[np.float64], float]:
-        """One Lloyd iteration; shapes as in :meth:`NumpyEngine.step`."""
-        X_t, w_t, centers_t = self._data(X), self._weights(w), self._tensor(centers)
-        labels, sq_dist = self._assign(X_t, centers_t)
-        new_centers = self._update(X_t, w_t, labels, centers_t)
-        if self.device.type == "cpu":  # the reference's own dot product: the same float
-            inertia = float(w_t.numpy() @ sq_dist.numpy())
-        else:
-            inertia = float(torch.dot(w_t, sq_dist))
-        return _to_numpy(labels).astype(np.intp, copy=False), _to_numpy(new_centers), inertia
-
-    # ---------------------------------------------------------------------------------- inputs
+    def bind(self, X: NDArray[np.float64], w: NDArray[np.float64]) -> TorchSession:
+        """Move ``X`` (n, C) and ``w`` (n,) to the device once; steps then run there."""
+        return TorchSession(self, X, w)
 
     def _tensor(self, array: NDArray) -> torch.Tensor:
         """A float64 copy (or, on the CPU, a view) of ``array`` on the device."""
@@ -171,26 +143,44 @@ class TorchEngine:
             array = array.copy()
         return torch.from_numpy(array).to(self.device)
 
-    def _data(self, X: NDArray[np.float64]) -> torch.Tensor:
-        """``X`` on the device, moved there only when ``X`` is another object than last time."""
-        if self._X is not X:
-            self._X_t = self._tensor(X)
-            self._X_aug = self._X_norm = None
-            self._X = X
-        assert self._X_t is not None
-        return self._X_t
 
-    def _weights(self, w: NDArray[np.float64]) -> torch.Tensor:
-        """``w`` on the device, cached like ``X``."""
-        if self._w is not w:
-            self._w_t = self._tensor(w)
-            self._w = w
-        assert self._w_t is not None
-        return self._w_t
+class TorchSession:
+    """A :class:`TorchEngine` bound to ``X`` (n, C) and ``w`` (n,), both kept on its device."""
+
+    def __init__(self, engine: TorchEngine, X: NDArray[np.float64], w: NDArray[np.float64]) -> None:
+        self.X, self.w = X, w
+        self.device = engine.device
+        self.distances = engine.distances
+        self.chunk_elements = engine.chunk_elements
+        self._tensor = engine._tensor
+        self._X_t = self._tensor(X)  # (n, C) float64 on the device
+        self._w_t = self._tensor(w)
+        self._X_aug: torch.Tensor | None = None  # (n, C + 1): [X, 1], for "expanded"
+        self._X_norm: torch.Tensor | None = None  # (n,) |x|, for "expanded"
+
+    def assign(
+        self, centers: NDArray[np.float64]
+    ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """Nearest centre of every row; shapes as in :func:`kmquant.engines.numpy_engine.assign`."""
+        labels, sq_dist = self._assign(self._X_t, self._tensor(centers))
+        return _to_numpy(labels).astype(np.intp, copy=False), _to_numpy(sq_dist)
+
+    def step(
+        self, centers: NDArray[np.float64]
+    ) -> tuple[NDArray[np.intp], NDArray[np.float64], float]:
+        """One Lloyd iteration; shapes as in :func:`kmquant.engines.numpy_engine.step`."""
+        X_t, w_t, centers_t = self._X_t, self._w_t, self._tensor(centers)
+        labels, sq_dist = self._assign(X_t, centers_t)
+        new_centers = self._update(X_t, w_t, labels, centers_t)
+        if self.device.type == "cpu":  # the reference's own dot product: the same float
+            inertia = float(w_t.numpy() @ sq_dist.numpy())
+        else:
+            inertia = float(torch.dot(w_t, sq_dist))
+        return _to_numpy(labels).astype(np.intp, copy=False), _to_numpy(new_centers), inertia
 
     def _augmented(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[X, 1]`` (n, C + 1) and ``|x|`` (n,) of the cached ``X``, made once per ``X``."""
-        if self._X_aug is None:
+        """``[X, 1]`` (n, C + 1) and ``|x|`` (n,), made once per session."""
+        if self._X_aug is None or self._X_norm is None:
             X_t = self._X_t
             ones = torch.ones((X_t.shape[0], 1), dtype=X_t.dtype, device=X_t.device)
             self._X_aug = torch.cat([X_t, ones], dim=1)

@@ -41,3 +41,16 @@ def photo(tmp_path, crop_path) -> Path:
     dst = tmp_path / "photo.png"
     dst.write_bytes(crop_path.read_bytes())
     return dst
+
+
+def pytest_report_header(config):
+    """Say which compiled core the run uses (``make sanitize`` runs an instrumented copy)."""
+    import os
+
+    import kmquant._core
+
+    where = os.path.dirname(kmquant._core.__file__)
+    expected = os.environ.get("KMQUANT_EXPECT_CORE")
+    if expected and os.path.abspath(expected) not in os.path.abspath(where):
+        raise RuntimeError(f"the tests would run the core in {where}, not the one in {expected}")
+    return f"kmquant core: {where}"

@@ -13,7 +13,7 @@ from kmquant.pipeline import prepare, quantize_prepared
 
 @pytest.fixture(scope="module")
 def case(crop_pixels):
-    return prepare(crop_pixels), crop_pixels, Options(), get_engine("numba")
+    return prepare(crop_pixels), crop_pixels, Options(), get_engine("native")
 
 
 def _at(case, k):

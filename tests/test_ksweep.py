@@ -7,7 +7,7 @@ import pytest
 import kmquant
 from kmquant import metrics
 from kmquant.errors import InvalidOptionError
-from kmquant.sweep import DEFAULT_K_VALUES, find_knee, parse_k_values, sweep
+from kmquant.ksweep import DEFAULT_K_VALUES, find_knee, parse_k_values, sweep
 
 
 @pytest.mark.parametrize("spec, expected", [

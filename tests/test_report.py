@@ -7,7 +7,7 @@ from kmquant.report import Report, human_bytes
 def _report(**changes):
     fields = dict(input="a.png", output="a.k8.png", width=100, height=50, original_bytes=20_000,
                   compressed_bytes=2_500, k_requested=8, colors_used=8, psnr=30.0, ssim=0.9,
-                  engine="numba", n_iter=7, seconds=0.1)
+                  engine="native", n_iter=7, seconds=0.1)
     fields.update(changes)
     return Report(**fields)
 

@@ -154,7 +154,6 @@ def choose_k(
     """
     if target.kind == "knee":
         return _knee(prepared, original, options, engine, target, progress)
-    visible = metrics.visible(original)
     cache: dict[int, tuple[float, Result]] = {}
     trials: list[tuple[int, float]] = []
 
@@ -163,10 +162,11 @@ def choose_k(
             result, _ = quantize_prepared(prepared, options.replace(n_colors=k), engine)
             if target.kind == "max_bytes":
                 value = float(len(result.to_png()))
-            elif target.kind == "psnr":
-                value = metrics.psnr(visible, metrics.visible(result.to_array()))
             else:
-                value = metrics.ssim(visible, metrics.visible(result.to_array()))
+                quality = metrics.measure(original, result.palette, result.indices,
+                                          psnr=target.kind == "psnr", ssim=target.kind == "ssim",
+                                          delta_e=False, lossless=result.lossless)
+                value = quality.psnr if target.kind == "psnr" else quality.ssim
                 value = -math.inf if value is None else value
             cache[k] = (value, result)
             trials.append((k, value))
@@ -219,7 +219,7 @@ def _unreachable(target, k, cache, trials, best_effort, why):
 
 
 def _knee(prepared, original, options, engine, target, progress):
-    from .sweep import DEFAULT_K_VALUES, sweep_prepared
+    from .ksweep import DEFAULT_K_VALUES, sweep_prepared
 
     def relay(stage, done, total):  # the caller follows "choose"
         return None if progress is None else progress("choose", done, total)

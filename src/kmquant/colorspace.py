@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InvalidOptionError
+from .options import SPACE_NAMES
 
 __all__ = [
     "to_working", "from_working", "SPACES", "SPACE_NAMES", "ALPHA_WEIGHT", "Space",
@@ -196,7 +197,7 @@ SPACES: dict[str, Space] = {
     "oklab": Space(_oklab_to, _oklab_from, (1.0, 0.0, 0.0)),
     "lab": Space(_lab_to, _lab_from, (1.0, 0.0, 0.0)),
 }
-SPACE_NAMES = ("rgb", "linear", "oklab", "lab")
+assert tuple(SPACES) == SPACE_NAMES  # the names users choose from are those of Options
 
 
 def _space(name: str) -> Space:

@@ -6,6 +6,7 @@ import io
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,8 +43,9 @@ def compress(
     output_format: str = "png",
     force: bool = False,
     measure: bool = True,
+    options: Options | None = None,
     progress: Progress = None,
-    **options: object,
+    **fields: Any,
 ) -> Report:
     """Compress an image file to an indexed PNG (or the input's format) and report on it.
 
@@ -72,8 +74,12 @@ def compress(
     measure : bool
         Compute PSNR and SSIM for the report (False leaves them None: faster when nobody reads
         them). ``-k auto`` with a quality target measures its candidates either way.
-    **options
-        Any field of :class:`kmquant.Options`.
+    options : Options, optional
+        Every quantization setting at once (its ``n_colors`` gives way to ``n_colors`` here).
+    progress : callable, optional
+        ``progress(stage, done, total)``; returning False aborts.
+    **fields
+        Any field of :class:`kmquant.Options`, applied on top of ``options``.
 
     Returns
     -------
@@ -88,7 +94,7 @@ def compress(
     auto = n_colors == "auto"
     if target is not None and not auto:
         raise InvalidOptionError("a quality or size target needs -k auto (n_colors='auto')")
-    opts = Options(n_colors=1 if auto else n_colors, **options)  # type: ignore[arg-type]
+    opts = Options.build(options, **fields, n_colors=1 if auto else n_colors)
     if output_format not in OUTPUT_FORMATS:
         raise InvalidOptionError(
             f"format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}"
@@ -122,14 +128,14 @@ def compress(
     write_atomic(dst, data, overwrite=force)
 
     clock = time.perf_counter()
-    psnr = ssim = delta_e = None
-    if measure:
-        # lossy formats are measured as written
-        written = result.to_array() if fmt == "PNG" else _decoded(data, loaded.channels)
-        original, written = metrics.visible(loaded.pixels), metrics.visible(written)
-        psnr = metrics.psnr(original, written)
-        ssim = metrics.ssim(original, written)
-        delta_e = metrics.delta_e(original, written)
+    quality = metrics.Quality()
+    if measure:  # in tiles of rows: memory stays bounded whatever the image size
+        if fmt == "PNG":
+            quality = metrics.measure(loaded.pixels, result.palette, result.indices,
+                                      lossless=result.lossless)
+        else:  # lossy formats are measured as written
+            quality = metrics.measure_arrays(loaded.pixels, _decoded(data, loaded.channels))
+    psnr, ssim, delta_e = quality.psnr, quality.ssim, quality.delta_e
     timings = dict(result.timings, encode=encode_seconds, metrics=time.perf_counter() - clock)
     return Report(
         input=str(src),

@@ -13,6 +13,7 @@ import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -203,18 +204,11 @@ def sweep(
     image: ImageSource,
     k_values: list[int] | tuple[int, ...] | None = None,
     *,
-    engine: str = "auto",
-    seed: int = 0,
-    max_iter: int = Options.max_iter,
-    tol: float = Options.tol,
-    max_pixels: int | None = Options.max_pixels,
-    space: str = "rgb",
-    dither: str = "none",
-    dither_strength: float = 1.0,
-    swaps: int = 0,
+    options: Options | None = None,
     silhouette_sample: int = SILHOUETTE_SAMPLE,
     with_quality: bool = True,
     progress: Progress = None,
+    **fields: Any,
 ) -> SweepResult:
     """Quantize one image at each K and measure the result.
 
@@ -224,14 +218,16 @@ def sweep(
     k_values : sequence of int, optional
         Default :data:`DEFAULT_K_VALUES`. Values above the image's number of colours give the
         exact picture; they are dropped (with a note) but for the first of them.
-    engine, seed, max_iter, tol, max_pixels, space, dither, dither_strength, swaps
-        As in :func:`kmquant.quantize`.
+    options : Options, optional
+        Every setting at once (``n_colors`` is ignored: the sweep sets K).
     silhouette_sample : int
         Pixels (a seeded sample) for the silhouette score; 0 skips it.
     with_quality : bool
         Measure silhouette, PSNR, SSIM and PNG bytes (False: inertia only, for the knee).
     progress : callable, optional
         Called as ``progress("sweep", done, total)``; False aborts.
+    **fields
+        Any field of :class:`kmquant.Options`, applied on top of ``options``.
 
     Returns
     -------
@@ -242,10 +238,8 @@ def sweep(
         raise InvalidOptionError("give at least one K to sweep")
     for k in ks:
         _check_k(k, str(list(ks)))
-    loaded = load_image(image, max_pixels=max_pixels)
-    options = Options(n_colors=ks[0], engine=engine, seed=seed, max_iter=max_iter, tol=tol,
-                      max_pixels=max_pixels, space=space, dither=dither,
-                      dither_strength=dither_strength, swaps=swaps)
+    options = Options.build(options, **fields).replace(n_colors=ks[0])
+    loaded = load_image(image, max_pixels=options.max_pixels)
     return sweep_prepared(
         prepare(loaded.pixels, options.space), loaded.pixels, ks, options,
         get_engine(options.engine), silhouette_sample=silhouette_sample,
@@ -275,7 +269,6 @@ def sweep_prepared(
         ks = sorted({k for k in ks if k < n_colors} | {n_colors})
     size = silhouette_sample if with_quality else 0
     sample_pixels, sample_rows = _silhouette_sample(pixels, size, options.seed, options.space)
-    visible = metrics.visible(pixels)
 
     rows = []
     centers = None
@@ -289,15 +282,18 @@ def sweep_prepared(
         centers = fitted if fitted is not None else centers
         data = result.to_png() if with_quality else b""
         seconds = time.perf_counter() - clock
-        quantized = metrics.visible(result.to_array()) if with_quality else None
+        quality = metrics.Quality(psnr=math.nan)
+        if with_quality:
+            quality = metrics.measure(pixels, result.palette, result.indices, delta_e=False,
+                                      lossless=result.lossless)
         rows.append(SweepRow(
             k=k,
             colors_used=result.colors_used,
             inertia=result.inertia,
             silhouette=_silhouette(sample_pixels, result.indices.reshape(-1)[sample_rows]),
-            mse=metrics.mse(visible, quantized) if with_quality else math.nan,
-            psnr=metrics.psnr(visible, quantized) if with_quality else math.nan,
-            ssim=metrics.ssim(visible, quantized) if with_quality else None,
+            mse=_mse_of(quality.psnr),
+            psnr=quality.psnr,
+            ssim=quality.ssim,
             png_bytes=len(data),
             bits_per_pixel=8.0 * len(data) / (width * height),
             seconds=seconds,
@@ -310,6 +306,13 @@ def sweep_prepared(
     elif knee is None:
         notes.append("the inertia curve has no clear knee")
     return SweepResult(tuple(rows), width, height, sample_pixels.shape[0], knee, tuple(notes))
+
+
+def _mse_of(psnr: float | None) -> float:
+    """Mean squared error (8-bit levels²) from a PSNR in dB; 0 for ∞, NaN for NaN."""
+    if psnr is None or math.isnan(psnr):
+        return math.nan
+    return 255.0**2 / 10.0 ** (psnr / 10.0) if math.isfinite(psnr) else 0.0
 
 
 def _silhouette_sample(

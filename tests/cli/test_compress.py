@@ -29,7 +29,7 @@ def test_compress_prints_a_report_and_writes_beside_the_input(capsys, photo):
     assert code == 0, err
     assert photo.with_name("photo.k32.png").exists()
     for words in ("photo.k32.png", "768" if False else "96×64", "KB", "× smaller", "PSNR", "SSIM",
-                  "32 used of K=32", "numba", "iterations"):
+                  "32 used of K=32", "native", "iterations"):
         assert words in out
 
 

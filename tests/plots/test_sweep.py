@@ -3,8 +3,8 @@ import io
 import numpy as np
 from PIL import Image
 
+from kmquant.ksweep import sweep
 from kmquant.plots import save_figure, sweep_figure
-from kmquant.sweep import sweep
 
 
 def test_sweep_figure_draws_every_curve_and_marks_the_knee(tmp_path, crop_pixels):

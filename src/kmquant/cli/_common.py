@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from .. import errors
-from ..colorspace import SPACE_NAMES
-from ..dither import DITHER_METHODS
-from ..options import DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, ENGINE_NAMES
+from ..options import Options
 
 #: Exit code of each error class (the first matching class in this order wins).
 EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -58,55 +57,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def max_pixels(text: str) -> int | None:
-    if text.lower() in ("none", "0", "off"):
-        return None
-    try:
-        value = int(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of pixels or 'none', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {text!r}")
-    return value
-
-
 def engine_options(*, json_help: str = "print the report as JSON") -> argparse.ArgumentParser:
-    """Options of every command that quantizes (a fresh parser each time: argparse shares
-    parent actions, so a default set on one command would leak into the others)."""
+    """Options of every command that quantizes: one flag per field of :class:`kmquant.Options`
+    that has one, with its help, type and choices from the field (a fresh parser each time:
+    argparse shares parent actions, so a default set on one command would leak into the others)."""
     common = Parser(add_help=False)
-    common.add_argument("--engine", choices=ENGINE_NAMES, default="auto",
-                        help="k-means engine (default auto: numba, else numpy)")
-    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    common.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER,
-                        help=f"k-means iteration cap (default {DEFAULT_MAX_ITER})")
-    common.add_argument("--tol", type=float, default=DEFAULT_TOL,
-                        help=f"convergence tolerance, relative to the colour variance "
-                        f"(default {DEFAULT_TOL:g}; scikit-learn uses 1e-4)")
-    common.add_argument("--max-pixels", type=max_pixels, default=DEFAULT_MAX_PIXELS,
-                        metavar="N", help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}, "
-                        "Pillow's bomb guard; 'none' for no limit)")
-    common.add_argument("--space", choices=SPACE_NAMES, default="rgb",
-                        help="colour space of the clustering: rgb (default, best PSNR), linear, "
-                        "oklab, lab (lowest ΔE2000, smaller files)")
-    common.add_argument("--dither", choices=DITHER_METHODS, default="none",
-                        help="none (default), fs (Floyd–Steinberg) or ordered (Bayer): hides "
-                        "banding, costs bytes and PSNR")
-    common.add_argument("--dither-strength", type=float, default=1.0, metavar="S",
-                        help="0 to 1 (default 1)")
-    common.add_argument("--swaps", type=int, default=0, metavar="N",
-                        help="after k-means, try N greedy swaps for a better palette "
-                        "(e.g. 10: +0.06–0.10 dB for 0.05–0.2 s; default 0)")
+    for option in _option_fields():
+        meta = option.metadata
+        common.add_argument(meta["flag"], dest=option.name, default=option.default,
+                            help=meta["help"], **meta["argparse"])
     common.add_argument("--json", action="store_true", help=json_help)
     common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return common
 
 
-def library_options(args: argparse.Namespace) -> dict:
-    """The engine options as keyword arguments of the library."""
-    return {"engine": args.engine, "seed": args.seed, "max_iter": args.max_iter, "tol": args.tol,
-            "max_pixels": args.max_pixels, "space": args.space, "dither": args.dither,
-            "dither_strength": args.dither_strength, "swaps": args.swaps}
+def library_options(args: argparse.Namespace) -> Options:
+    """The :class:`kmquant.Options` the command line asked for (``n_colors`` is left to each
+    command)."""
+    return Options(**{option.name: getattr(args, option.name) for option in _option_fields()})
+
+
+def _option_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(Options) if f.metadata.get("flag")]
 
 
 def progress_bar(args: argparse.Namespace, label: str, total: int, stage: str = "refine"):
@@ -114,10 +86,10 @@ def progress_bar(args: argparse.Namespace, label: str, total: int, stage: str = 
 
     Returns ``(callback, close)``.
     """
-    from tqdm import tqdm
-
     if args.quiet or args.json:
         return None, lambda: None
+    from tqdm import tqdm  # 0.1 s to import: only when a bar is drawn
+
     bar = tqdm(total=total, desc=label, unit="it" if stage == "refine" else "K", leave=False,
                disable=None, file=sys.stderr)
 
@@ -140,7 +112,7 @@ def single_threaded_blas() -> None:
     """Keep BLAS (numpy's ``@``) on one thread in this process.
 
     kmquant's matrix products are tiny (n × 3); OpenBLAS's extra threads gain nothing there but
-    spin for a while after each call, taking a core from the numba kernels and from the other
+    spin for a while after each call, taking a core from the compiled kernels and from the other
     batch workers (measured: a 24-file batch on 2 cores, 3.7 → 3.1 s). Called by the command
     line and its workers, not by the library, which leaves its caller's settings alone.
     """

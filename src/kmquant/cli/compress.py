@@ -106,7 +106,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         raise errors.InvalidOptionError(f"--jobs must be 0 (one per core) or more, got {args.jobs}")
     options = dict(n_colors=k, target=target, best_effort=args.best_effort,
                    output_format=args.output_format, force=args.force, out_dir=args.out_dir,
-                   measure=not args.quiet or args.json, **library_options(args))
+                   measure=not args.quiet or args.json, options=library_options(args))
     if len(args.inputs) == 1:
         return _one(args, options)
     jobs = min(args.jobs or os.cpu_count() or 1, len(args.inputs))
@@ -218,7 +218,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     progress, close = progress_bar(args, "sample", args.max_iter)
     try:  # the demo folder is ours: re-running the demo refreshes it
         report = compress(sample, out / f"sample.k{k}.png", n_colors=k, force=True,
-                          progress=progress, **library_options(args))
+                          progress=progress, options=library_options(args))
     finally:
         close()
     original = load_image(sample).pixels

@@ -69,9 +69,9 @@ def _beside(path: str, suffix: str) -> Path:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from ..encode import write_atomic
     from ..errors import InvalidOptionError
+    from ..ksweep import parse_k_values, sweep
     from ..plots import save_figure
     from ..plots.sweep import sweep_figure
-    from ..sweep import parse_k_values, sweep
 
     if args.silhouette_sample < 0:
         raise InvalidOptionError("--silhouette-sample must be 0 or more")
@@ -83,7 +83,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     progress, close = progress_bar(args, f"sweep {Path(args.image).name}", len(ks), "sweep")
     try:
         result = sweep(args.image, ks, silhouette_sample=args.silhouette_sample,
-                       progress=progress, **library_options(args))
+                       progress=progress, options=library_options(args))
     finally:
         close()
     data = result.to_json() if table.suffix.lower() == ".json" else result.to_csv()
@@ -155,7 +155,7 @@ def _cmd_scatter(args: argparse.Namespace) -> int:
     loaded = load_image(args.image, max_pixels=args.max_pixels)
     progress, close = progress_bar(args, Path(args.image).name, args.max_iter)
     try:
-        result = quantize(loaded.pixels, args.colors, progress=progress, **library_options(args))
+        result = quantize(loaded.pixels, args.colors, progress=progress, options=library_options(args))
     finally:
         close()
     fig = scatter_figure(loaded.pixels, result.palette, result.indices, sample_size=args.sample,

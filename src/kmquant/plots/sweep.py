@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..sweep import SweepResult
+from ..ksweep import SweepResult
 
 __all__ = ["sweep_figure"]
 

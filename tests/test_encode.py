@@ -183,3 +183,17 @@ def test_png_chunks_carry_valid_crcs():
         kinds.append(body[:4])
         pos += 12 + length
     assert kinds == [b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"]
+
+
+def test_large_images_deflate_at_the_faster_level():
+    from kmquant.encode import LARGE_DEFLATE_LEVEL, LARGE_FROM, default_level
+
+    assert default_level(768 * 512) == 10
+    assert default_level(LARGE_FROM) == LARGE_DEFLATE_LEVEL < 10
+    rng = np.random.default_rng(0)
+    palette = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    indices = (np.arange(LARGE_FROM, dtype=np.int64) // 997 % 16).astype(np.uint8).reshape(2000, -1)
+    data = encode_png(palette, indices)
+    assert data == encode_png(palette, indices, level=LARGE_DEFLATE_LEVEL)
+    with Image.open(io.BytesIO(data)) as im:
+        assert np.array_equal(np.asarray(im), indices)

@@ -1,29 +1,36 @@
 # The two commands of the README: `make run` and `make test`. Both work on a fresh machine with
-# nothing but Python 3.10+ and make; each creates .venv and installs what it needs.
+# nothing but Python 3.10+, a C compiler and make; each creates .venv, compiles kmquant's core and
+# installs what it needs.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 K      ?= 32
+# the tests that drive the compiled kernels (run under the sanitizers by `make sanitize`)
+CORE_TESTS := tests/engines/test_native_engine.py tests/engines/test_conformance.py \
+              tests/test_histogram.py tests/test_seeding.py tests/test_dither.py tests/test_remap.py
 
-.PHONY: run test bench clean help
+.PHONY: run test bench sanitize clean help
 
 help:
-	@echo "make run    set up $(VENV) and compress the shipped sample (results in ./kmquant-demo)"
-	@echo "make test   set up $(VENV) with the test extras and run the whole suite"
-	@echo "make bench  run the side-by-side benchmarks (needs ../shared/data/kodak or DATA=dir)"
+	@echo "make run       set up $(VENV) and compress the shipped sample (results in ./kmquant-demo)"
+	@echo "make test      set up $(VENV) with the test extras and run the whole suite"
+	@echo "make sanitize  build the compiled core with AddressSanitizer + UBSan and run its tests"
+	@echo "make bench     run the side-by-side benchmarks (needs ../shared/data/kodak or DATA=dir)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+# The editable install compiles src/kmquant/_core/*.pyx in place (Cython + setuptools, fetched
+# into pip's isolated build environment); edit a .pyx and run it again to rebuild.
+$(VENV)/.run-installed: pyproject.toml setup.py $(wildcard src/kmquant/_core/*.pyx) | $(BIN)/python
 	$(PIP) install --quiet -e .
 	@touch $@
 
 # torch==2.13.0 first: the CPU build (on this project's machines it lies on disk); a bare
 # 'torch' requirement would pull a multi-GB CUDA build. The suite's CUDA tests skip without a GPU.
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.test-installed: pyproject.toml setup.py $(wildcard src/kmquant/_core/*.pyx) | $(BIN)/python
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[test,torch,bench]'
 	@touch $@ $(VENV)/.run-installed
@@ -32,8 +39,21 @@ run: $(VENV)/.run-installed
 	$(BIN)/kmquant demo -k $(K)
 
 test: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench setup.py
 	$(BIN)/python -m pytest
+
+# The compiled core built with -fsanitize=address,undefined into build/sanitize (a copy of the
+# package, so the normal build is left alone), its tests run with libasan preloaded (Python itself
+# is not instrumented; its own allocations are not checked, leaks are not reported).
+sanitize: $(VENV)/.test-installed
+	rm -rf build/sanitize && mkdir -p build/sanitize
+	cp -r src/kmquant build/sanitize/ && rm -f build/sanitize/kmquant/_core/*.so
+	KMQUANT_SANITIZE=address,undefined $(BIN)/python setup.py -q build_ext \
+		--build-lib build/sanitize --build-temp build/sanitize-tmp --force
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
+		ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		PYTHONPATH=build/sanitize KMQUANT_EXPECT_CORE=build/sanitize \
+		$(BIN)/python -m pytest -q -p no:cacheprovider $(CORE_TESTS)
 
 # pngquant and ImageMagick are Debian packages (apt-get needs root).
 bench: $(VENV)/.test-installed
@@ -45,4 +65,5 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_png.py $(if $(DATA),--data $(DATA))
 
 clean:
-	rm -rf $(VENV) kmquant-demo .pytest_cache src/*.egg-info
+	rm -rf $(VENV) kmquant-demo .pytest_cache src/*.egg-info build dist \
+		src/kmquant/_core/*.c src/kmquant/_core/*.so

@@ -8,7 +8,7 @@ the byte counts compare the quantizers, not the encoders.
 
 Methods
 -------
-kmquant-numba, kmquant-numpy, kmquant-sklearn
+kmquant-native, kmquant-numpy, kmquant-sklearn
     ``kmquant.quantize(pixels, K, engine=...)`` (weighted k-means on the colour histogram).
 sklearn-all-pixels
     scikit-learn ``KMeans(K, init="k-means++", n_init=1, random_state=0)`` fitted on all pixels.
@@ -174,7 +174,7 @@ def pillow_method(method: Image.Quantize) -> Callable[[NDArray[np.uint8], int], 
 def all_methods() -> dict[str, Method]:
     """Every method this Pillow supports, by name, in report order."""
     methods = [
-        Method("kmquant-numba", kmquant_method("numba")),
+        Method("kmquant-native", kmquant_method("native")),
         Method("kmquant-numpy", kmquant_method("numpy")),
         Method("kmquant-sklearn", kmquant_method("sklearn")),
         Method(BASELINE, sklearn_all_pixels, slow=True),
@@ -225,7 +225,7 @@ def measure(
 
 
 def warm_up(methods: list[Method], pixels: NDArray[np.uint8], k: int) -> None:
-    """One untimed run of every kmquant engine, so numba's compilation is not timed."""
+    """One untimed run of every kmquant engine (warm-up: caches, first-call costs)."""
     for method in methods:
         if method.name.startswith("kmquant-"):
             start = time.perf_counter()
@@ -344,12 +344,9 @@ def cpu_model() -> str:
 
 def header(command: str, args: argparse.Namespace, images: dict[str, Path]) -> str:
     """Markdown header: machine, versions, date, command line and settings."""
-    import numba
-
     versions = (
         f"Python {platform.python_version()}, numpy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}, numba {numba.__version__}, Pillow {PIL.__version__}, "
-        f"kmquant {kmquant.__version__}"
+        f"scikit-learn {sklearn.__version__}, Pillow {PIL.__version__}, kmquant {kmquant.__version__}"
     )
     return "\n".join([
         "# kmquant core benchmark",

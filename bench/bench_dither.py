@@ -2,7 +2,7 @@
 
 For every image and K, one palette is fitted (``kmquant.quantize(pixels, K, seed=0)``, untimed)
 and every method of :mod:`kmquant.dither` maps the same pixels onto it. Only that mapping is
-timed (median of ``--repeat`` runs after an untimed warm-up that compiles the numba kernels).
+timed (median of ``--repeat`` runs after an untimed warm-up run).
 Each result then goes through the same :func:`kmquant.encode.order_palette` +
 :func:`kmquant.encode.encode_png`, so the byte counts compare the index patterns, nothing else.
 
@@ -194,7 +194,7 @@ def measure(
 
 
 def warm_up(methods: list[str]) -> None:
-    """Compile (or load from numba's cache) every kernel on a tiny image, untimed."""
+    """Run every method once on a tiny image, untimed (warm-up)."""
     pixels = np.random.default_rng(SEED).integers(0, 256, (8, 8, 3), dtype=np.uint8)
     palette = pixels[0, :4].copy()
     for method in methods:
@@ -249,15 +249,13 @@ def summary_table(rows: list[Row], methods: list[str]) -> str:
 def header(command: str, args: argparse.Namespace, images: dict[str, Path],
            metrics: dict[str, Metric]) -> str:
     """Markdown header: machine, versions, date, command line and settings."""
-    import numba
-
     return "\n".join([
         "# kmquant dithering benchmark",
         "",
         f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- Machine: {platform.platform()}; {os.cpu_count()} CPUs",
         f"- Versions: Python {platform.python_version()}, numpy {np.__version__}, "
-        f"numba {numba.__version__}, kmquant {kmquant.__version__}",
+        f"kmquant {kmquant.__version__}",
         f"- Command: `{command}`",
         f"- Images: {', '.join(f'{n} ({p})' for n, p in images.items())}",
         f"- Palette: `kmquant.quantize(pixels, K, seed={SEED})`, shared by the methods; "

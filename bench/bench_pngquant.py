@@ -344,7 +344,7 @@ def measure(part: str, method: Method, image: str, path: Path, pixels: NDArray[n
 
 
 def warm_up(methods: list[Method], pixels: NDArray[np.uint8]) -> None:
-    """One untimed run of kmquant (numba compilation / cache load) and imagequant."""
+    """One untimed run of kmquant and imagequant (warm-up)."""
     for method in methods:
         if method.name in ("kmquant", "imagequant"):
             start = time.perf_counter()
@@ -436,7 +436,7 @@ def run_batch(images: dict[str, Path], k: int, runs: int, tmp: Path) -> list[Bat
     out_dir.mkdir()
     rows = []
     for tool, argv in batch_commands(files, k, out_dir).items():
-        time_batch(argv, folder, 1)  # warm-up: page cache, numba's on-disk cache
+        time_batch(argv, folder, 1)  # warm-up: page cache, byte-code caches
         seconds = time_batch(argv, folder, runs)
         written = folder.glob("*-pq.png") if tool == "pngquant" else out_dir.glob("*.png")
         out_bytes = sum(p.stat().st_size for p in written)
@@ -574,23 +574,26 @@ def tool_output(argv: list[str]) -> str:
 
 
 def versions() -> str:
-    """Versions of every tool in the comparison."""
-    import imagequant
-    import numba
+    """Versions of every tool in the comparison (a missing one reads 'absent')."""
     import sklearn
 
-    liq = imagequant.lib.liq_version()
+    try:
+        import imagequant
+    except ImportError:  # the bench extra is not installed: --skip imagequant still works
+        liq_text = "absent"
+    else:
+        liq = imagequant.lib.liq_version()
+        liq_text = (f"{importlib.metadata.version('imagequant')} (libimagequant "
+                    f"{liq // 10000}.{liq // 100 % 100}.{liq % 100})")
     program = imagemagick_program()
     magick = tool_output([*program, "-version"]) if program else "absent"
     pillow_liq = features.version("libimagequant") if features.check_feature("libimagequant") \
         else "no"
     return (
         f"kmquant {kmquant.__version__}; pngquant {tool_output([PNGQUANT, '--version'])}; "
-        f"imagequant {importlib.metadata.version('imagequant')} (libimagequant "
-        f"{liq // 10000}.{liq // 100 % 100}.{liq % 100}); Pillow {Image.__version__} "
+        f"imagequant {liq_text}; Pillow {Image.__version__} "
         f"(libimagequant: {pillow_liq}); scikit-learn {sklearn.__version__}; "
-        f"ImageMagick: {magick}; Python {platform.python_version()}, numpy {np.__version__}, "
-        f"numba {numba.__version__}"
+        f"ImageMagick: {magick}; Python {platform.python_version()}, numpy {np.__version__}"
     )
 
 

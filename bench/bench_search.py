@@ -18,10 +18,11 @@ swaps-N
 sklearn-all-pixels
     The anchor of issue #4: scikit-learn ``KMeans(K, n_init=1, random_state=0)`` on every pixel.
 ceiling
-    Random swap (Fränti 2018) with exact local repartition: ``--trials`` swaps (a centre moved onto
-    a colour drawn by its error, two Lloyd iterations, kept if the error dropped) from each of
-    ``--starts`` k-means++ seeds, then Lloyd to tol 0; the best result. A lower bound on what any
-    quantizer can reach without dithering, and, where the starts agree, close to the optimum.
+    Random swap (Fränti 2018) with exact local repartition, :func:`kmquant.swaps.random_swap`:
+    ``--trials`` swaps (a centre moved onto a colour drawn by its error, two Lloyd iterations, kept
+    if the error dropped) from each of ``--starts`` k-means++ seeds, then Lloyd to tol 0; the best
+    result. A lower bound on what any quantizer can reach without dithering, and, where the starts
+    agree, close to the optimum.
 
 Usage::
 
@@ -46,7 +47,6 @@ import sys
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -63,10 +63,12 @@ from bench_core import (  # noqa: E402
 )
 
 import kmquant  # noqa: E402
-from kmquant.engines import get_engine  # noqa: E402
+from kmquant.engines import Session, get_engine  # noqa: E402
 from kmquant.pipeline import prepare  # noqa: E402
 from kmquant.refine import refine  # noqa: E402
+from kmquant.remap import remap  # noqa: E402
 from kmquant.seeding import kmeans_plusplus, seeding_colours  # noqa: E402
+from kmquant.swaps import random_swap  # noqa: E402
 
 BASELINE = "sklearn-all-pixels"
 CEILING = "ceiling"
@@ -137,136 +139,17 @@ def _best_cut(
 
 
 # --------------------------------------------------------------------------------------------
-# Random swap (the ceiling)
-
-
-@numba.njit(cache=True)
-def _nearest(X, C, i):  # pragma: no cover - compiled
-    best, best_d = -1, np.inf
-    for j in range(C.shape[0]):
-        d = 0.0
-        for c in range(X.shape[1]):
-            t = X[i, c] - C[j, c]
-            d += t * t
-        if d < best_d:
-            best, best_d = j, d
-    return best, best_d
-
-
-@numba.njit(cache=True)
-def _distance(X, i, C, j):  # pragma: no cover - compiled
-    d = 0.0
-    for c in range(X.shape[1]):
-        t = X[i, c] - C[j, c]
-        d += t * t
-    return d
-
-
-@numba.njit(cache=True)
-def _local_lloyd(X, w, C, labels, dist, sums, mass, moved, n_moved, iterations):  # pragma: no cover
-    """Exact Lloyd iterations after the centres ``moved[:n_moved]`` changed.
-
-    Only a moved centre can take a colour from an unmoved one, and only a colour whose own centre
-    moved can need a full search, so an iteration costs n × (moved centres) instead of n × K.
-    Returns the error after the last centroid update.
-    """
-    n, k, channels = X.shape[0], C.shape[0], X.shape[1]
-    is_moved = np.zeros(k, dtype=np.bool_)
-    changed = np.zeros(k, dtype=np.bool_)
-    for _ in range(iterations):
-        is_moved[:] = False
-        for q in range(n_moved):
-            is_moved[moved[q]] = True
-        changed[:] = False
-        for i in range(n):
-            own = labels[i]
-            if is_moved[own]:
-                best, best_d = _nearest(X, C, i)
-            else:
-                best, best_d = own, dist[i]
-                for q in range(n_moved):
-                    d = _distance(X, i, C, moved[q])
-                    if d < best_d:
-                        best, best_d = moved[q], d
-            dist[i] = best_d
-            if best != own:
-                mass[own] -= w[i]
-                mass[best] += w[i]
-                for c in range(channels):
-                    sums[own, c] -= w[i] * X[i, c]
-                    sums[best, c] += w[i] * X[i, c]
-                labels[i] = best
-                changed[own] = changed[best] = True
-        n_moved = 0
-        for j in range(k):
-            if changed[j]:
-                if mass[j] > 0:
-                    for c in range(channels):
-                        C[j, c] = sums[j, c] / mass[j]
-                moved[n_moved] = j
-                n_moved += 1
-        if n_moved == 0:
-            break
-    error = 0.0
-    for i in range(n):
-        dist[i] = _distance(X, i, C, labels[i])
-        error += w[i] * dist[i]
-    return error
-
-
-@numba.njit(cache=True)
-def random_swap(X, w, C, trials, seed):  # pragma: no cover - compiled
-    """Fränti's random swap from centres C (K, 3), in place: ``trials`` swaps, two Lloyd
-    iterations each, kept when the error drops. Returns the final error."""
-    np.random.seed(seed)
-    n, k, channels = X.shape[0], C.shape[0], X.shape[1]
-    labels = np.empty(n, dtype=np.int64)
-    dist = np.empty(n)
-    sums = np.zeros((k, channels))
-    mass = np.zeros(k)
-    error = 0.0
-    for i in range(n):
-        labels[i], dist[i] = _nearest(X, C, i)
-        mass[labels[i]] += w[i]
-        for c in range(channels):
-            sums[labels[i], c] += w[i] * X[i, c]
-        error += w[i] * dist[i]
-    moved = np.empty(k, dtype=np.int64)
-    cumulative = np.empty(n)
-    for _ in range(trials):
-        saved_c, saved_labels, saved_dist = C.copy(), labels.copy(), dist.copy()
-        saved_sums, saved_mass = sums.copy(), mass.copy()
-        total = 0.0
-        for i in range(n):  # the new place: a colour drawn by its share of the error
-            total += w[i] * dist[i]
-            cumulative[i] = total
-        row = min(np.searchsorted(cumulative, np.random.random() * total), n - 1)
-        j = np.random.randint(k)
-        for c in range(channels):
-            C[j, c] = X[row, c]
-        moved[0] = j
-        trial = _local_lloyd(X, w, C, labels, dist, sums, mass, moved, 1, 2)
-        if trial < error:
-            error = trial
-        else:
-            C[:] = saved_c
-            labels[:] = saved_labels
-            dist[:] = saved_dist
-            sums[:] = saved_sums
-            mass[:] = saved_mass
-    return error
-
-
-# --------------------------------------------------------------------------------------------
 # Methods: each returns the fitted centres (K, 3) on the prepared histogram
 
 
-def psnr_of(pixels: NDArray[np.uint8], prepared, centers: NDArray[np.float64]) -> float:
-    """PSNR of the picture made by rounding ``centers`` and mapping every colour to the nearest."""
-    palette = np.unique(np.clip(np.rint(centers), 0, 255), axis=0)
-    labels, _ = get_engine("numba").assign(prepared.X, palette)
-    out = palette[prepared.histogram.spread(labels)].reshape(pixels.shape)
-    return kmquant.metrics.psnr(pixels, out.astype(np.uint8))
+def psnr_of(
+    pixels: NDArray[np.uint8], prepared, centers: NDArray[np.float64], session: Session
+) -> float:
+    """PSNR of the picture made by rounding ``centers`` (K, 3) and mapping every colour to the
+    nearest; ``session`` is bound to the prepared colours."""
+    palette = np.unique(np.clip(np.rint(centers), 0, 255), axis=0).astype(np.uint8)
+    indices = remap(prepared.histogram, pixels, palette, session=session)
+    return kmquant.metrics.psnr(pixels, palette[indices])
 
 
 def run_method(name: str, pixels, prepared, k: int, args) -> tuple[float, float]:
@@ -282,28 +165,28 @@ def run_method(name: str, pixels, prepared, k: int, args) -> tuple[float, float]
         quantized = sklearn_all_pixels(pixels, k)
         seconds = time.perf_counter() - clock
         return kmquant.metrics.psnr(pixels, quantized.palette[quantized.indices]), seconds
+    session = get_engine("native").bind(X, w)
     if name == "split-seeds":
         start = split_seeds(*seeding_colours(X, w, k), k)
-        centers = refine(X, w, start, get_engine("numba")).centers
+        centers = refine(session, start).centers
     elif name == "restarts-3":
-        fits = [refine(X, w, kmeans_plusplus(*seeding_colours(X, w, k), k, np.random.default_rng(s)),
-                       get_engine("numba")) for s in range(3)]
+        fits = [refine(session, kmeans_plusplus(*seeding_colours(X, w, k), k, np.random.default_rng(s)))
+                for s in range(3)]
         centers = min(fits, key=lambda f: f.inertia).centers
     elif name == CEILING:
         best = None
         for s in range(args.starts):
-            engine = get_engine("numba")
-            start = refine(X, w, kmeans_plusplus(*seeding_colours(X, w, k), k, np.random.default_rng(s)),
-                           engine, tol=0.0).centers.copy()
-            random_swap(X, w, start, args.trials, s)
-            fit = refine(X, w, start, engine, tol=0.0)
+            seeds = kmeans_plusplus(*seeding_colours(X, w, k), k, np.random.default_rng(s))
+            start = refine(session, seeds, tol=0.0).centers
+            swapped, _ = random_swap(X, w, start, trials=args.trials, seed=s)
+            fit = refine(session, swapped, tol=0.0)
             if best is None or fit.inertia < best.inertia:
                 best = fit
         centers = best.centers
     else:
         raise SystemExit(f"unknown method {name}")
     seconds = time.perf_counter() - clock
-    return psnr_of(pixels, prepared, centers), seconds
+    return psnr_of(pixels, prepared, centers, session), seconds
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,8 +201,8 @@ def markdown(rows: list[dict], ks: list[int], methods: list[str], command: str, 
         "",
         f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- Machine: {platform.platform()}; {os.cpu_count()} CPUs; {cpu_model()}",
-        f"- Versions: kmquant {kmquant.__version__}, numpy {np.__version__}, numba "
-        f"{numba.__version__}, scikit-learn {sklearn.__version__}",
+        f"- Versions: kmquant {kmquant.__version__}, numpy {np.__version__}, "
+        f"scikit-learn {sklearn.__version__}",
         f"- Command: `{command}`",
         f"- Images: {len(images)}; PSNR in RGB, no dithering; seconds: one run, histogram "
         "included for kmquant and swaps-N (they run the whole `quantize`), left out for the "
@@ -371,10 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [p for p in paths if not p.is_file()]
     if not paths or missing:
         raise SystemExit(f"{missing[0] if missing else args.data}: no such image; pass --data DIR")
-    warm = load_rgb(paths[0])[:64, :64]
-    kmquant.quantize(warm, 8, swaps=1)  # compile / load numba's cache outside the timings
-    prepared = prepare(warm)
-    random_swap(prepared.X, prepared.counts, prepared.X[:4].copy(), 2, 0)
+    kmquant.quantize(load_rgb(paths[0])[:64, :64], 8, swaps=1)  # the imports outside the timings
     rows = []
     for path in paths:
         pixels = load_rgb(path)

@@ -3,8 +3,8 @@
 For every image, K and space, the image is quantized by the library's own pipeline pieces --
 ``prepare(pixels, space)`` then ``quantize_prepared`` (k-means++ seeding, the refine driver, the
 remap, all in that space) -- and the result is scored in sRGB: PSNR, SSIM, mean and 95th-percentile
-CIEDE2000, indexed-PNG bytes, k-means iterations and seconds (prepare + quantize; numba's compile
-time is left out by a warm-up run). Every space sees the same seed and options.
+CIEDE2000, indexed-PNG bytes, k-means iterations and seconds (prepare + quantize, after an untimed
+warm-up run). Every space sees the same seed and options.
 
 Usage::
 
@@ -106,14 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", nargs="+", default=list(DEFAULT_IMAGES))
     parser.add_argument("--k", nargs="+", type=int, default=[16, 64, 256])
     parser.add_argument("--spaces", nargs="+", default=list(SPACE_NAMES), choices=SPACE_NAMES)
-    parser.add_argument("--engine", default="numba")
+    parser.add_argument("--engine", default="native")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
     images = {name: load_image(args.data / f"{name}.png").pixels for name in args.images}
     first = next(iter(images.values()))
-    measure(first[:64, :64], 4, args.spaces[0], args.engine, args.seed)  # warm-up (numba compile)
+    measure(first[:64, :64], 4, args.spaces[0], args.engine, args.seed)  # warm-up
 
     rows = []
     for name, pixels in images.items():

@@ -1,4 +1,4 @@
-"""Benchmark of the PyTorch k-means engine on a 12-megapixel image, against the numba engine.
+"""Benchmark of the PyTorch k-means engine on a 12-megapixel image, against the native engine.
 
 The image is a 4096×3072 mosaic of the Kodak photographs (768×512 tiles, portrait ones turned on
 their side, 6 × 6 tiles cropped to the width, the 24 images repeated in order; ``--vary-repeats``
@@ -6,15 +6,16 @@ rotates the channels of repeated tiles so that they add colours); without the Ko
 the packaged sample. Its colour histogram is clustered with weighted Lloyd k-means,
 :func:`kmquant.refine.refine`, from one k-means++ start (K = 256, seed 0), by each engine.
 
-Only ``refine`` is timed (the loop, its final assignment, and for torch the copy of the colours to
-the device: each timed run gets a fresh engine); the median of ``--repeat`` runs. Every engine runs
-once untimed first, so numba's compilation and CUDA's start-up are left out. On CUDA the GPU is
+Only binding the data and ``refine`` are timed (``engine.bind(X, w)`` -- for torch the copy of the
+colours to the device -- the loop and its final assignment; each timed run binds a fresh session
+of a fresh engine); the median of ``--repeat`` runs. Every engine runs once untimed first
+(warm-up), so CUDA's start-up is left out. On CUDA the GPU is
 synchronised before and after each timed run. The table also says whether each engine's labels
 equal those of the first engine and how far its centres are from them.
 
 Usage::
 
-    python bench/bench_torch.py                          # 12 MP mosaic, K=256, torch and numba
+    python bench/bench_torch.py                          # 12 MP mosaic, K=256, torch and native
     python bench/bench_torch.py --repeat 1 --max-iter 3  # a quick check
 """
 
@@ -48,7 +49,7 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kodak"
 TILE = (512, 768)  # height, width of a landscape Kodak image
 MOSAIC = (3072, 4096)  # height, width: 12.6 megapixels
 SEED = 0
-ENGINES = ("torch", "numba", "numpy")
+ENGINES = ("torch", "native", "numpy")
 
 
 @dataclass(frozen=True)
@@ -133,20 +134,21 @@ def device_name(engine: object) -> str:
         return torch.cuda.get_device_name(device)
     if getattr(engine, "name", "") == "torch":
         return f"CPU, {torch.get_num_threads()} torch threads"
-    if getattr(engine, "name", "") == "numba":
-        import numba
+    if getattr(engine, "name", "") == "native":
+        from kmquant._core import _lloyd
 
-        return f"CPU, {numba.get_num_threads()} numba threads"
+        return f"CPU, {_lloyd.max_threads()} OpenMP threads"
     return "CPU"
 
 
 def time_engine(
     name: str, factory: Callable[[], object], X, w, start, args: argparse.Namespace
 ) -> Timing:
-    """Median seconds of ``args.repeat`` refine runs, each on a fresh engine, after a warm-up."""
+    """Median seconds of ``args.repeat`` bind + refine runs, each on a fresh engine, after a
+    warm-up."""
     engine = factory()
     began = time.perf_counter()
-    refine(X, w, start, engine, max_iter=min(args.max_iter, 2), tol=args.tol)  # untimed
+    refine(engine.bind(X, w), start, max_iter=min(args.max_iter, 2), tol=args.tol)  # untimed
     synchronize(engine)
     log(f"{name}: warm-up {time.perf_counter() - began:.2f} s")
     seconds = []
@@ -154,7 +156,7 @@ def time_engine(
         engine = factory()
         synchronize(engine)
         began = time.perf_counter()
-        result = refine(X, w, start, engine, max_iter=args.max_iter, tol=args.tol)
+        result = refine(engine.bind(X, w), start, max_iter=args.max_iter, tol=args.tol)
         synchronize(engine)
         seconds.append(time.perf_counter() - began)
         log(f"{name}: run {run + 1}/{args.repeat} {seconds[-1]:.3f} s, {result.n_iter} iterations")
@@ -210,8 +212,8 @@ def header(command: str, args: argparse.Namespace, paths: list[Path], shape, sec
         f"histogram: {n_colors} colours in {seconds:.2f} s",
         f"- k-means: refine from k-means++ (seed {SEED}), K={args.k}, tol={args.tol}, "
         f"max_iter={args.max_iter}; RGB 0-255, float64",
-        f"- Timing: median of {args.repeat} run(s) of refine, each on a fresh engine (torch: "
-        "includes copying the colours to the device), after one untimed warm-up run",
+        f"- Timing: median of {args.repeat} run(s) of bind + refine, each on a fresh engine "
+        "(torch: includes copying the colours to the device), after one untimed warm-up run",
     ])
 
 
@@ -247,8 +249,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tol", type=float, default=DEFAULT_TOL,
                         help=f"refine's tolerance (default {DEFAULT_TOL})")
     parser.add_argument("--engines", type=lambda t: [e.strip() for e in t.split(",") if e.strip()],
-                        default=["torch", "numba"],
-                        help=f"comma list from {', '.join(ENGINES)} (default torch,numba)")
+                        default=["torch", "native"],
+                        help=f"comma list from {', '.join(ENGINES)} (default torch,native)")
     parser.add_argument("--device", default=None,
                         help="torch device, e.g. cuda or cpu (default: cuda when available)")
     parser.add_argument("--distances", choices=DISTANCES, default=None,

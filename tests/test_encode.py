@@ -197,3 +197,17 @@ def test_large_images_deflate_at_the_faster_level():
     assert data == encode_png(palette, indices, level=LARGE_DEFLATE_LEVEL)
     with Image.open(io.BytesIO(data)) as im:
         assert np.array_equal(np.asarray(im), indices)
+
+
+def test_order_palette_in_chunks_equals_the_whole(monkeypatch):
+    import kmquant.encode as encode
+
+    rng = np.random.default_rng(5)
+    palette = rng.integers(0, 256, (40, 3), dtype=np.uint8)
+    indices = rng.integers(0, 30, (37, 23), dtype=np.uint8)  # entries 30..39 unused
+    whole = order_palette(palette, indices)
+    monkeypatch.setattr(encode, "_CHUNK", 7)  # chunks that cut rows anywhere
+    chunked = order_palette(palette, indices)
+    assert np.array_equal(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
+    assert whole[0].shape == (30, 3)
+    assert np.array_equal(whole[0][whole[1]], palette[indices])  # the same picture

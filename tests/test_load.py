@@ -176,3 +176,18 @@ def test_bad_arrays(array, message):
 def test_wrong_type():
     with pytest.raises(InvalidOptionError, match="path, bytes"):
         load_image(42)  # type: ignore[arg-type]
+
+
+def test_pixels_are_copied_out_in_strips_unchanged(tmp_path, monkeypatch):
+    import kmquant.load as load
+
+    rng = np.random.default_rng(2)
+    for mode, channels in (("RGB", 3), ("RGBA", 4), ("L", 1)):
+        data = rng.integers(0, 256, (53, 31, channels), dtype=np.uint8)
+        data[..., -1] = np.maximum(data[..., -1], 1) if mode == "RGBA" else data[..., -1]
+        path = tmp_path / f"{mode}.png"
+        Image.fromarray(data[:, :, 0] if channels == 1 else data, mode).save(path)
+        monkeypatch.setattr(load, "_STRIP_BYTES", 100)  # a few rows a strip, a ragged last one
+        pixels = load.load_image(path).pixels
+        assert pixels.shape == (53, 31, channels)
+        assert np.array_equal(pixels, data)

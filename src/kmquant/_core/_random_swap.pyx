@@ -47,6 +47,8 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc, qsort
 from libc.string cimport memcpy, memset
 
+from ._distance cimport sqdist as _sqdist
+
 # Lloyd iterations after each swap before the trial is judged (the numba kernel's constant).
 cdef int _ITERATIONS = 2
 # gap[a, b] is |C_a - C_b|² / 4 shrunk by 1e-9 relative: when gap[a, j] > d(x, C_a), C_j is
@@ -87,22 +89,6 @@ cdef struct State:
     Py_ssize_t n_dirty
 
 
-cdef inline double _sqdist(const double* a, const double* b, Py_ssize_t nc) noexcept nogil:
-    """Squared distance, summed channel by channel from 0.0 (unrolled for the usual C = 3)."""
-    cdef double d = 0.0, t
-    cdef Py_ssize_t c
-    if nc == 3:
-        t = a[0] - b[0]
-        d += t * t
-        t = a[1] - b[1]
-        d += t * t
-        t = a[2] - b[2]
-        d += t * t
-        return d
-    for c in range(nc):
-        t = a[c] - b[c]
-        d += t * t
-    return d
 
 
 cdef inline int32_t _nearest(const double* x, const double* C, Py_ssize_t k, Py_ssize_t nc,

@@ -25,6 +25,8 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+from ._distance cimport sqdist as _sqdist
+
 # Relative slack on the triangle-inequality bound against rounding: a list is skipped when the
 # candidate is farther than 2 R (1 + 1e-12) from its centre (kmquant.seeding at HEAD).
 cdef double _GROW = 1.0 + 1e-12
@@ -46,22 +48,6 @@ cdef struct State:
     double* gap2
 
 
-cdef inline double _sqdist(const double* a, const double* b, Py_ssize_t nc) noexcept nogil:
-    """Squared distance, summed channel by channel from 0.0 (unrolled for the usual C = 3)."""
-    cdef double d = 0.0, t
-    cdef Py_ssize_t c
-    if nc == 3:
-        t = a[0] - b[0]
-        d += t * t
-        t = a[1] - b[1]
-        d += t * t
-        t = a[2] - b[2]
-        d += t * t
-        return d
-    for c in range(nc):
-        t = a[c] - b[c]
-        d += t * t
-    return d
 
 
 cdef inline void _push(State* s, Py_ssize_t i, Py_ssize_t j) noexcept nogil:

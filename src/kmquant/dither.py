@@ -81,6 +81,7 @@ from numpy.typing import NDArray
 
 from ._core import _dither
 from .errors import InvalidOptionError
+from .options import DITHER_METHODS  # the names users choose from
 
 __all__ = [
     "DITHER_METHODS",
@@ -94,8 +95,6 @@ __all__ = [
     "ordered_spread",
 ]
 
-#: Names accepted by :func:`dither`.
-DITHER_METHODS = ("none", "fs", "ordered")
 #: Levels by which a Floyd–Steinberg adjusted colour channel may leave 0..255 (module docstring).
 DEFAULT_CLAMP = 8.0
 #: Bayer matrix sizes accepted by :func:`ordered`.

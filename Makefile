@@ -40,6 +40,7 @@ run: $(VENV)/.run-installed
 
 test: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench setup.py
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The compiled core built with -fsanitize=address,undefined into build/sanitize (a copy of the

@@ -63,7 +63,7 @@ class Target:
         if self.kind == "ssim":
             return f"SSIM ≥ {self.value:g}"
         if self.kind == "max_bytes":
-            return f"PNG ≤ {int(self.value):,} bytes"
+            return f"PNG ≤ {int(self.value or 0):,} bytes"
         return "the knee of the inertia curve"
 
 
@@ -166,16 +166,18 @@ def choose_k(
                 quality = metrics.measure(original, result.palette, result.indices,
                                           psnr=target.kind == "psnr", ssim=target.kind == "ssim",
                                           delta_e=False, lossless=result.lossless)
-                value = quality.psnr if target.kind == "psnr" else quality.ssim
-                value = -math.inf if value is None else value
+                got = quality.psnr if target.kind == "psnr" else quality.ssim
+                value = -math.inf if got is None else got
             cache[k] = (value, result)
             trials.append((k, value))
             report_progress(progress, "choose", len(trials), 9)
         return cache[k][0]
 
     top = min(MAX_COLORS, prepared.histogram.n_colors)  # more colours than the image has: same
+    goal = target.value
+    assert goal is not None  # every kind but the knee has a value (Target checks it)
     if target.kind == "max_bytes":
-        ok = lambda k: measure(k) <= target.value  # noqa: E731
+        ok = lambda k: measure(k) <= goal  # noqa: E731
         if not ok(1):
             return _unreachable(target, 1, cache, trials, best_effort,
                                 f"even one colour takes {int(measure(1)):,} bytes")
@@ -186,10 +188,10 @@ def choose_k(
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if ok(mid) else (lo, mid)
         k = lo
-        reason = (f"K={k} is the largest K whose PNG fits in {int(target.value):,} bytes "
+        reason = (f"K={k} is the largest K whose PNG fits in {int(goal):,} bytes "
                   f"({int(cache[k][0]):,} bytes; {len(trials)} K tried)")
     else:
-        ok = lambda k: measure(k) >= target.value  # noqa: E731
+        ok = lambda k: measure(k) >= goal  # noqa: E731
         if not ok(top):
             unit = " dB" if target.kind == "psnr" else ""
             return _unreachable(target, top, cache, trials, best_effort,

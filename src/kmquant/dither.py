@@ -79,7 +79,8 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from ._core import _dither
+import kmquant._core._dither as _dither
+
 from .errors import InvalidOptionError
 from .options import DITHER_METHODS  # the names users choose from
 

@@ -182,7 +182,7 @@ def _png(
     return b"".join(parts)
 
 
-def _chunk(kind: bytes, payload: bytes) -> bytes:
+def _chunk(kind: bytes, payload: bytes | bytearray) -> bytes:
     """One PNG chunk: length, type, payload, CRC-32 of type and payload."""
     return (struct.pack(">I", len(payload)) + kind + payload
             + struct.pack(">I", zlib.crc32(kind + payload)))

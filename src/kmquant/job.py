@@ -112,6 +112,7 @@ def compress(
     prepared = prepare(loaded.pixels, opts.space)
     choice: KChoice | None = None
     if auto:
+        assert target is not None  # set above for -k auto
         choice, result = choose_k(prepared, loaded.pixels, target, opts, engine,
                                   best_effort=best_effort, progress=progress)
         opts = opts.replace(n_colors=choice.k)
@@ -125,6 +126,7 @@ def compress(
     else:
         data = encode_as(result.to_array(), fmt)
     encode_seconds = time.perf_counter() - clock
+    assert dst is not None  # known from the start, or from the chosen K
     write_atomic(dst, data, overwrite=force)
 
     clock = time.perf_counter()

@@ -292,7 +292,7 @@ def sweep_prepared(
             inertia=result.inertia,
             silhouette=_silhouette(sample_pixels, result.indices.reshape(-1)[sample_rows]),
             mse=_mse_of(quality.psnr),
-            psnr=quality.psnr,
+            psnr=math.nan if quality.psnr is None else quality.psnr,
             ssim=quality.ssim,
             png_bytes=len(data),
             bits_per_pixel=8.0 * len(data) / (width * height),

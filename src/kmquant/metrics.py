@@ -231,7 +231,9 @@ def psnr(original: NDArray[np.uint8], quantized: NDArray[np.uint8]) -> float:
     original, quantized : (H, W, C) uint8 ndarray
     """
     _check_pair(original, quantized)
-    return _quality(_tally(original, _slicer(quantized), psnr=True), original.shape).psnr
+    value = _quality(_tally(original, _slicer(quantized), psnr=True), original.shape).psnr
+    assert value is not None  # asked for, so computed
+    return value
 
 
 def ssim(original: NDArray[np.uint8], quantized: NDArray[np.uint8]) -> float | None:
@@ -664,8 +666,8 @@ class _DeltaE:
         self.total += float(np.einsum("i,i->", de, n))  # not BLAS: see _sse
         if self.percentile is not None:
             bins = (de * _DELTA_E_BINS).astype(np.intp)
-            self.counts = _add(self.counts, np.bincount(bins, weights=n))
-            self.sums = _add(self.sums, np.bincount(bins, weights=de * n))
+            self.counts = _add(self.counts, np.bincount(bins, weights=n).astype(np.float64))
+            self.sums = _add(self.sums, np.bincount(bins, weights=de * n).astype(np.float64))
 
     def result(self, n_pixels: int) -> float:
         """Mean ΔE over ``n_pixels`` (pixels never added count as 0), or the percentile."""

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from ._core import _seeding
+import kmquant._core._seeding as _seeding
 
 __all__ = [
     "kmeans_plusplus", "extend_centers", "coarsen", "seeding_colours", "SEEDERS", "seed_centers",
@@ -161,7 +161,7 @@ def coarsen(
         span = hi - lo if hi > lo else 1.0
         key *= cells
         key += np.minimum((x - lo) / span * cells, cells - 1).astype(np.int64)
-    W = np.bincount(key, weights=w)  # cells**C bins: 32 768 for RGB, fast
+    W = np.bincount(key, weights=w).astype(np.float64)  # cells**C bins: 32 768 for RGB, fast
     filled = np.flatnonzero(W)
     Y = np.stack([np.bincount(key, weights=w * X[:, c])[filled] for c in range(X.shape[1])], axis=1)
     return Y / W[filled, None], W[filled]

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ._core import _random_swap
+import kmquant._core._random_swap as _random_swap
+
 from .engines import Session
 from .refine import RefineResult, refine
 
@@ -63,8 +64,8 @@ def swap_search(
         if state is None:
             labels = best.labels
             sq_dist = ((X - best.centers[labels]) ** 2).sum(axis=1)
-            mass = np.bincount(labels, weights=w, minlength=k)
-            error = np.bincount(labels, weights=w * sq_dist, minlength=k)
+            mass = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
+            error = np.bincount(labels, weights=w * sq_dist, minlength=k).astype(np.float64)
             state = labels, _merge_costs(best.centers, mass), error
         labels, removal, error = state
         pair = _next_pair(removal, error, tried)

@@ -216,13 +216,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     k = args.colors
     sample = sample_path()
     progress, close = progress_bar(args, "sample", args.max_iter)
+    written = out / f"sample.k{k}.png"
     try:  # the demo folder is ours: re-running the demo refreshes it
-        report = compress(sample, out / f"sample.k{k}.png", n_colors=k, force=True,
-                          progress=progress, options=library_options(args))
+        report = compress(sample, written, n_colors=k, force=True, progress=progress,
+                          options=library_options(args))
     finally:
         close()
     original = load_image(sample).pixels
-    quantized = load_image(report.output).pixels
+    quantized = load_image(written).pixels
+    assert report.psnr is not None  # the demo always measures
     figure = side_by_side(original, quantized, original_bytes=report.original_bytes,
                           compressed_bytes=report.compressed_bytes, psnr=report.psnr,
                           ssim=report.ssim, n_colors=report.colors_used)

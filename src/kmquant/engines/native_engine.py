@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .._core import _lloyd
+import kmquant._core._lloyd as _lloyd
 
 __all__ = ["NativeEngine", "NativeSession", "PARALLEL_WORK", "MAX_GROUPS", "N_BLOCKS"]
 

@@ -146,11 +146,11 @@ def _scatter_panel(ax: Axes, pixels: NDArray[np.uint8], palette: NDArray[np.uint
     positions, n = _sample(pixels, sample_size, seed)
     points = _rgb(pixels.reshape(-1, pixels.shape[2])[positions]).astype(np.float64)
     colors = _rgb(palette)[indices.ravel()[positions]] / 255.0
-    ax.scatter(points[:, 0], points[:, 1], points[:, 2], c=colors, s=3, linewidths=0,
-               depthshade=False)
+    ax.scatter(points[:, 0], points[:, 1], points[:, 2], c=colors, s=3,  # type: ignore[misc]
+               linewidths=0, depthshade=False)  # (3-D axes: the third positional is zs)
     centres = palette if palette.shape[1] != 4 else palette[palette[:, 3] > 0]
     rgb = _rgb(centres).astype(np.float64)
-    ax.scatter(rgb[:, 0], rgb[:, 1], rgb[:, 2], c=rgb / 255.0, s=90, marker="D",
+    ax.scatter(rgb[:, 0], rgb[:, 1], rgb[:, 2], c=rgb / 255.0, s=90, marker="D",  # type: ignore[misc]
                edgecolors="black", linewidths=1.0, depthshade=False)
     for axis, name in zip("xyz", "RGB"):
         getattr(ax, f"set_{axis}lim")(0, 255)

@@ -64,6 +64,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_pngquant.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_search.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_png.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/bench_cli.py $(if $(DATA),--data $(DATA))
 
 clean:
 	rm -rf $(VENV) kmquant-demo .pytest_cache src/*.egg-info build dist \

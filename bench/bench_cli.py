@@ -486,17 +486,6 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo, or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def memory_total() -> str:
     """Total memory from /proc/meminfo, e.g. '23.5 GiB', or '?'."""
     try:
@@ -510,6 +499,8 @@ def memory_total() -> str:
 
 def machine() -> str:
     """Platform, CPU model, cores (and those this process may use), memory."""
+    from bench_core import cpu_model  # the other benchmarks' (imported here: it loads kmquant)
+
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"{platform.platform()}; {cpu_model()}; {os.cpu_count()} cores ({usable} usable); "
             f"{memory_total()} memory")

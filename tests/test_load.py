@@ -191,3 +191,12 @@ def test_pixels_are_copied_out_in_strips_unchanged(tmp_path, monkeypatch):
         pixels = load.load_image(path).pixels
         assert pixels.shape == (53, 31, channels)
         assert np.array_equal(pixels, data)
+
+
+def test_16_bit_samples_round_exactly_as_the_float_formula(tmp_path):
+    """Every 16-bit value maps to rint(x / 257), computed in integers (no float image copy)."""
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    path = tmp_path / "ramp16.png"
+    Image.fromarray(values).save(path)  # mode I;16
+    pixels = load_image(path, max_pixels=None).pixels[:, :, 0]
+    assert np.array_equal(pixels, np.rint(values / 257.0).astype(np.uint8))

@@ -198,11 +198,15 @@ def _convert(im: Image.Image) -> NDArray[np.uint8]:
         if mode == "F":
             scale = 255.0 if float(np.nanmax(data, initial=0.0)) <= 1.0 else 1.0
             data = np.nan_to_num(data.astype(np.float64) * scale)
-        elif mode == "I" and int(data.max(initial=0)) <= 255:
-            data = data.astype(np.float64)
-        else:  # 16-bit samples: 0..65535 → 0..255, rounded
-            data = data.astype(np.float64) / 257.0
-        return np.clip(np.rint(data), 0, 255).astype(np.uint8)[:, :, None]
+            return np.clip(np.rint(data), 0, 255).astype(np.uint8)[:, :, None]
+        if mode == "I" and int(data.max(initial=0)) <= 255:
+            return np.clip(data, 0, 255).astype(np.uint8)[:, :, None]
+        # 16-bit samples: 0..65535 → 0..255, rounded, in integers (no float copy of the image):
+        # x / 257 is never halfway between integers, so (x + 128) // 257 is its rounding
+        wide = np.clip(data, 0, 65535).astype(np.uint32)
+        wide += 128
+        wide //= 257
+        return wide.astype(np.uint8)[:, :, None]
     if mode in ("1", "L"):
         return _pixels(im, "L")
     if mode == "P":

@@ -206,14 +206,21 @@ def test_quiet_skips_the_metrics_nobody_reads(capsys, photo):
     assert json.loads(report.to_json())["psnr"] is None
 
 
-def test_the_command_line_keeps_blas_on_one_thread():
+@pytest.mark.parametrize("numpy_first", [False, True])
+def test_the_command_line_keeps_blas_on_one_thread(numpy_first):
+    """Whether numpy is loaded before (threadpoolctl) or after (the environment) the call."""
+    import os
     import subprocess
     import sys
 
-    code = ("from kmquant.cli._common import single_threaded_blas; single_threaded_blas(); "
-            "from threadpoolctl import threadpool_info; "
-            "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    call = "from kmquant.cli._common import single_threaded_blas; single_threaded_blas(); "
+    code = (("import numpy; " + call) if numpy_first else (call + "import numpy; ")) + (
+        "from threadpoolctl import threadpool_info; "
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env=env)
     assert done.stdout.strip() == "[1]"
 
 

@@ -16,7 +16,7 @@ from ._common import (
     exit_code_for,
     library_options,
     progress_bar,
-    single_threaded_blas,
+    single_threaded_worker,
 )
 
 
@@ -169,7 +169,7 @@ def _in_pool(args: argparse.Namespace, options: dict, jobs: int):
     context.set_forkserver_preload(["kmquant.job"])  # import once, fork the workers from it
     bar = tqdm(total=len(args.inputs), desc=f"images ({jobs} processes)", unit="img",
                file=sys.stderr, disable=None if not args.quiet and not args.json else True)
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=single_threaded_blas) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=single_threaded_worker) as pool:
         futures = [pool.submit(_compress_one, src, options) for src in args.inputs]
         try:
             for src, future in zip(args.inputs, futures):

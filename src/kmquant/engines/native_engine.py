@@ -27,14 +27,17 @@ work stays even; each block's scratch (its partial sums included) fills whole ca
 lines of its own. The GIL is released throughout.
 
 Threads: the blocks run on OpenMP threads only when a call holds at least :data:`PARALLEL_WORK`
-distance computations; below that they run in the calling thread (measured on 2 cores with the
-numba engine this replaces: for a few milliseconds of work, OpenMP threads that spin between steps
-slow the main thread more than they help). Like the numba engine, the first call on fresh bounds
-counts rows × K. Unlike it, a later call counts what the previous call did compute, plus
-:data:`ROW_WORK` per row: the bounds skip most of rows × K (on the sample's 72 079 colours at
-K = 256, 3.7 M distances in the first call, 0.2 M once converged, against 18.4 M), and those light
-calls ran slower on threads than in one (measured on the shared 2-core machine: a whole 40-step run
-1.56× faster than with the rows × K rule). So threads go to large first calls and to large images.
+distance computations' worth of work; below that they run in the calling thread (a call of well
+under a millisecond gains nothing from a second thread that must be woken). The first call on
+fresh bounds counts rows × K. A later call counts what the previous call did compute, plus
+:data:`ROW_WORK` + G per row (G groups): the bounds skip most of rows × K (on the sample's 72 079
+colours at K = 256, 3.7 M distances in the first call, 0.2 M once converged, against 18.4 M), but
+every row still pays its bookkeeping, and a row whose global bound fails checks all G group
+bounds. Measured in process on four Kodak photos (768×512, 35–64 k colours; ``quantize`` time ÷
+libimagequant's, medians of 5, 2 shared cores): with threads only from 2²³ (the numba engine's
+rule) 0.68 / 0.61 / 1.02 at K = 16 / 64 / 256; with this rule and 2²⁰, 0.63 / 0.61 / 0.82. With
+threads for every call from 2¹⁹ on, K = 16 and 64 were slower (0.70, 0.61–0.72): their steps of
+1–3 ms lose more to waking the second thread than they gain.
 
 Memory: per colour one float32 lower bound per group (at most :data:`MAX_GROUPS` groups), an
 intp label and a float64 global bound. The float32 bounds are rounded down (strictly below the
@@ -52,11 +55,12 @@ import kmquant._core._lloyd as _lloyd
 
 __all__ = ["NativeEngine", "NativeSession", "PARALLEL_WORK", "MAX_GROUPS", "N_BLOCKS"]
 
-#: Distance computations from which a call runs on several threads (the numba engine's measured
-#: threshold on rows × K; here also on the work the bounds leave, see :data:`ROW_WORK`).
-PARALLEL_WORK = 1 << 23
-#: A row's bookkeeping in a bounded call, in distance computations: measured on the sample's 72 079
-#: colours (one thread), a call costs about 100 ns a row plus 8 ns a distance.
+#: Work (in distance computations) from which a call runs on several threads; see the module
+#: docstring for the measurement.
+PARALLEL_WORK = 1 << 20
+#: A row's bookkeeping in a bounded call, in distance computations, on top of one per group:
+#: measured on the sample's 72 079 colours (one thread), a call costs about 100 ns a row plus 8 ns
+#: a distance.
 ROW_WORK = 12
 #: Upper bound on the number of centre groups (bounds stored per colour).
 MAX_GROUPS = 32
@@ -174,7 +178,8 @@ class NativeSession:
         parallel_work = PARALLEL_WORK if self._parallel_work is None else self._parallel_work
         n, k = self.X.shape[0], centers.shape[0]
         # the bounds skip most distances: after the first call, what the previous one computed
-        work = n * k if fresh else min(n * k, self._work + ROW_WORK * n)
+        row_work = ROW_WORK + self._lower.shape[1]  # bookkeeping and the G group bounds
+        work = n * k if fresh else min(n * k, self._work + row_work * n)
         parallel = n_threads > 1 and work >= parallel_work
         try:
             self._work = _lloyd.lloyd_step(

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kmquant.encode import encode_as, encode_png, order_palette, png_bit_depth, write_atomic
+from kmquant.encode import (
+    encode_as,
+    encode_png,
+    order_palette,
+    palette_order,
+    png_bit_depth,
+    write_atomic,
+)
 from kmquant.errors import OutputExistsError, OutputNotWritableError
 
 
@@ -80,6 +87,20 @@ def test_order_palette_puts_translucent_first():
     indices = np.array([[0, 1, 2]], dtype=np.uint8)
     ordered, _ = order_palette(palette, indices)
     assert ordered[:, 3].tolist() == [0, 100, 255]
+
+
+def test_palette_order_from_counts_is_order_palette_from_indices():
+    """The pipeline orders the palette from the histogram's counts per entry; the result must be
+    the order the indices themselves give."""
+    rng = np.random.default_rng(3)
+    palette = rng.integers(0, 256, (40, 4)).astype(np.uint8)
+    palette[::3, 3] = 255
+    indices = rng.integers(0, 37, (30, 50)).astype(np.uint8)  # entries 37..39 unused
+    ordered, new_indices = order_palette(palette, indices)
+    counts = np.bincount(indices.ravel(), minlength=40).astype(np.float64)
+    from_counts, lookup = palette_order(palette, counts)
+    assert np.array_equal(from_counts, ordered)
+    assert np.array_equal(lookup[indices], new_indices)
 
 
 @pytest.mark.parametrize("fmt, magic", [("JPEG", b"\xff\xd8"), ("WEBP", b"RIFF"), ("GIF", b"GIF8"),

@@ -22,6 +22,7 @@ from .errors import InvalidOptionError, OutputExistsError, OutputNotWritableErro
 
 __all__ = [
     "order_palette",
+    "palette_order",
     "png_bit_depth",
     "encode_png",
     "encode_as",
@@ -66,6 +67,34 @@ def order_palette(
     counts = np.zeros(palette.shape[0], dtype=np.int64)
     for start in range(0, flat.size, _CHUNK):  # bincount makes an intp copy: chunk by chunk
         counts += np.bincount(flat[start:start + _CHUNK], minlength=palette.shape[0])
+    ordered, lookup = palette_order(palette, counts)
+    out = np.empty(flat.size, dtype=np.uint8)
+    for start in range(0, flat.size, _CHUNK):  # likewise for the fancy index
+        out[start:start + _CHUNK] = lookup[flat[start:start + _CHUNK]]
+    return ordered, out.reshape(indices.shape)
+
+
+def palette_order(
+    palette: NDArray[np.uint8], counts: NDArray[np.integer] | NDArray[np.floating]
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """The order of :func:`order_palette`, from how many pixels use each entry.
+
+    When the pixels' entries are known per distinct colour (a histogram), the new index of each
+    colour is ``lookup[entry]``, and the pixels need one pass instead of a count and a rewrite.
+
+    Parameters
+    ----------
+    palette : (K, C) uint8 ndarray
+    counts : (K,) ndarray
+        Pixels of each entry; entries with 0 are dropped.
+
+    Returns
+    -------
+    palette : (K', C) uint8 ndarray
+        The used entries, translucent first (by alpha), then by luma.
+    lookup : (K,) uint8 ndarray
+        New index of each old entry (0 for dropped ones).
+    """
     used = np.flatnonzero(counts)
     entries = palette[used].astype(np.int64)
     if palette.shape[1] >= 3:
@@ -76,10 +105,7 @@ def order_palette(
     order = np.lexsort((luma, alpha))  # last key first: alpha, then luma
     lookup = np.zeros(palette.shape[0], dtype=np.uint8)
     lookup[used[order]] = np.arange(used.size, dtype=np.uint8)
-    out = np.empty(flat.size, dtype=np.uint8)
-    for start in range(0, flat.size, _CHUNK):  # likewise for the fancy index
-        out[start:start + _CHUNK] = lookup[flat[start:start + _CHUNK]]
-    return np.ascontiguousarray(palette[used[order]]), out.reshape(indices.shape)
+    return np.ascontiguousarray(palette[used[order]]), lookup
 
 
 def png_bit_depth(n_colors: int) -> int:

@@ -18,13 +18,13 @@ from PIL import Image
 
 from .colorspace import from_working, to_working
 from .dither import dither
-from .encode import encode_png, order_palette, write_atomic
+from .encode import encode_png, order_palette, palette_order, write_atomic
 from .engines import Engine, Session, get_engine
 from .histogram import Histogram, color_histogram
 from .load import ImageSource, LoadedImage, load_image
 from .options import Options
 from .refine import Progress, RefineResult, refine, report_progress
-from .remap import remap
+from .remap import nearest_entries
 from .seeding import seed_centers
 from .swaps import swap_search
 
@@ -242,17 +242,23 @@ def quantize_prepared(
         n_iter, inertia = fitted.n_iter, fitted.inertia
 
     clock = time.perf_counter()
-    if centers is None:  # lossless: colour i of the histogram is palette entry i
-        indices = histogram.lookup(prepared.pixels, np.arange(palette.shape[0], dtype=np.uint8))
-    elif options.dither == "none" or palette.shape[0] < 2:
-        if session is None or X.shape[0] != histogram.n_colors:  # no transparent colour in it
-            session = engine.bind(to_working(histogram.colors, prepared.space),
-                                  histogram.counts.astype(np.float64))
-        indices = remap(histogram, prepared.pixels, palette, space=prepared.space, session=session)
+    if options.dither == "none" or palette.shape[0] < 2 or centers is None:
+        # each distinct colour's entry, ordered from the histogram's counts, then one pass over
+        # the pixels (no count or rewrite of the indices afterwards)
+        if centers is None:  # lossless: colour i of the histogram is palette entry i
+            labels = np.arange(palette.shape[0])
+        else:
+            if session is None or X.shape[0] != histogram.n_colors:  # no transparent colour in it
+                session = engine.bind(to_working(histogram.colors, prepared.space),
+                                      histogram.counts.astype(np.float64))
+            labels = nearest_entries(histogram, palette, space=prepared.space, session=session)
+        used = np.bincount(labels, weights=histogram.counts, minlength=palette.shape[0])
+        palette, new_index = palette_order(palette, used)
+        indices = histogram.lookup(prepared.pixels, new_index[labels])
     else:
         indices = dither(_cleared(prepared.pixels), palette, options.dither,
                          strength=options.dither_strength)
-    palette, indices = order_palette(palette, indices)
+        palette, indices = order_palette(palette, indices)
     timings["remap"] = time.perf_counter() - clock
     report_progress(progress, "remap", 1, 1)
     result = Result(palette, indices, inertia, n_iter, engine.name, k, timings, tuple(notes),

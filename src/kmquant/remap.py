@@ -13,7 +13,7 @@ from .colorspace import to_working
 from .engines import Session, get_engine
 from .histogram import Histogram
 
-__all__ = ["remap"]
+__all__ = ["remap", "nearest_entries"]
 
 
 def remap(
@@ -45,8 +45,33 @@ def remap(
     (H, W) uint8 ndarray
         Palette indices; ties go to the lower index.
     """
+    labels = nearest_entries(histogram, palette, space=space, session=session)
+    return histogram.lookup(pixels, labels.astype(np.uint8))
+
+
+def nearest_entries(
+    histogram: Histogram,
+    palette: NDArray[np.uint8],
+    *,
+    space: str = "rgb",
+    session: Session | None = None,
+) -> NDArray[np.intp]:
+    """Index of the nearest palette colour for every distinct colour of ``histogram``.
+
+    Parameters
+    ----------
+    histogram : Histogram
+    palette : (K, C) uint8 ndarray
+    space, session
+        As for :func:`remap`.
+
+    Returns
+    -------
+    (n,) intp ndarray
+        One entry per row of ``histogram.colors``; ties go to the lower index.
+    """
     if session is None:
         colors = to_working(histogram.colors, space)
         session = get_engine("native").bind(colors, np.ones(colors.shape[0]))
     labels, _ = session.assign(to_working(palette, space))
-    return histogram.lookup(pixels, labels.astype(np.uint8))
+    return labels

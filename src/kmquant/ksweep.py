@@ -239,7 +239,8 @@ def sweep(
     for k in ks:
         _check_k(k, str(list(ks)))
     options = Options.build(options, **fields).replace(n_colors=ks[0])
-    loaded = load_image(image, max_pixels=options.max_pixels)
+    loaded = load_image(image, max_pixels=options.max_pixels, max_memory=options.max_memory,
+                        allow_truncated=options.allow_truncated)
     return sweep_prepared(
         prepare(loaded.pixels, options.space), loaded.pixels, ks, options,
         get_engine(options.engine), silhouette_sample=silhouette_sample,

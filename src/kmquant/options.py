@@ -20,12 +20,25 @@ from typing import Any
 from .errors import InvalidOptionError
 
 __all__ = [
-    "Options", "DEFAULT_MAX_PIXELS", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "MAX_COLORS",
+    "Options", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_MEMORY", "DEFAULT_TOL", "DEFAULT_MAX_ITER", "MAX_COLORS",
     "OUTPUT_FORMATS", "ENGINE_NAMES", "SPACE_NAMES", "DITHER_METHODS", "INIT_NAMES",
 ]
 
 #: Same threshold as Pillow's decompression-bomb warning (``PIL.Image.MAX_IMAGE_PIXELS``).
 DEFAULT_MAX_PIXELS = 89_478_485
+def _half_the_ram() -> int | None:
+    import os
+
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: no default budget
+        return None
+
+
+#: Memory budget of one image by default: half of this machine's RAM (``--max-memory``).
+#: The loader estimates what an image will need from its header and refuses it before decoding
+#: when the estimate is over the budget (:mod:`kmquant.load`).
+DEFAULT_MAX_MEMORY = _half_the_ram()
 #: Convergence tolerance. scikit-learn's default is 1e-4; on six Kodak photos at K = 16, 64 and 256,
 #: 1e-3 takes 30 % less time for 0.02 dB less PSNR on average (``bench/``, README).
 DEFAULT_TOL = 1e-3
@@ -61,6 +74,29 @@ def _max_pixels_arg(text: str) -> int | None:
     return int(value)
 
 
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def _max_memory_arg(text: str) -> int | None:
+    """``--max-memory``: bytes with an optional unit (``512M``, ``2G``, ``1.5g``), or ``none``."""
+    import argparse
+
+    spelled = text.strip().lower().removesuffix("b").removesuffix("i")
+    if spelled == "none" or text.strip().lower() == "none":
+        return None
+    unit = spelled[-1:] if spelled[-1:] in _SIZE_UNITS and spelled[-1:] else ""
+    number = spelled[: len(spelled) - len(unit)]
+    try:
+        value = float(number) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 512M or 2G, or 'none', got {text!r}") from None
+    if not math.isfinite(value) or value < 2**20:
+        raise argparse.ArgumentTypeError(
+            f"expected a size of at least 1M (such as 512M or 2G), or 'none', got {text!r}")
+    return int(value)
+
+
 def _cli(flag: str | None, help: str, **argparse_kwargs: Any) -> dict[str, Any]:
     """Field metadata: the command-line flag (None: not on the command line) and its help."""
     return {"flag": flag, "help": help, "argparse": argparse_kwargs}
@@ -92,6 +128,12 @@ class Options:
         PSNR), ``linear``, ``oklab`` or ``lab`` (lowest ΔE2000; see README).
     max_pixels : int or None
         Refuse images with more pixels than this (``None``: no limit).
+    max_memory : int or None
+        Memory budget in bytes for one image: refuse it, before decoding, when what decoding and
+        quantizing it would need is over this (``None``: no limit). Default: half the RAM.
+    allow_truncated : bool
+        Accept images whose data ends early (the missing part is filled by the decoder);
+        by default they are refused as truncated.
     dither : str
         ``none`` (exact nearest colour), ``fs`` (Floyd–Steinberg, serpentine, error clamped) or
         ``ordered`` (8×8 Bayer). Dithering hides banding at the cost of bytes and PSNR.
@@ -125,6 +167,12 @@ class Options:
     max_pixels: int | None = field(default=DEFAULT_MAX_PIXELS, metadata=_cli(
         "--max-pixels", f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}, Pillow's bomb "
         "guard; 'none' for no limit)", type=_max_pixels_arg, metavar="N"))
+    max_memory: int | None = field(default=DEFAULT_MAX_MEMORY, metadata=_cli(
+        "--max-memory", "refuse images that would need more memory than this, before decoding "
+        "(default: half the RAM; e.g. 2G, or 'none')", type=_max_memory_arg, metavar="SIZE"))
+    allow_truncated: bool = field(default=False, metadata=_cli(
+        "--allow-truncated", "accept images whose data ends early (the decoder fills the rest); "
+        "refused by default", action="store_true"))
     dither: str = field(default="none", metadata=_cli(
         "--dither", "none (default), fs (Floyd–Steinberg) or ordered (Bayer): hides banding, costs "
         "bytes and PSNR", choices=DITHER_METHODS))
@@ -150,6 +198,12 @@ class Options:
         _check_int("swaps", self.swaps, 0, 10_000)
         if self.max_pixels is not None:
             _check_int("max_pixels", self.max_pixels, 1, 2**62)
+        if self.max_memory is not None:
+            _check_int("max_memory", self.max_memory, 2**20, 2**62,
+                       hint="max_memory must be a number of bytes of at least 1 MiB")
+        if not isinstance(self.allow_truncated, bool):
+            raise InvalidOptionError(
+                f"allow_truncated must be True or False, got {self.allow_truncated!r}")
 
     def replace(self, **changes: Any) -> Options:
         """Return a copy with some fields changed (validated again)."""

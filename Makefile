@@ -36,7 +36,7 @@ $(VENV)/.test-installed: pyproject.toml setup.py $(wildcard src/kmquant/_core/*.
 	@touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
-	$(BIN)/kmquant demo -k $(K)
+	$(BIN)/kmquant demo -k $(K) --force
 
 test: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench setup.py

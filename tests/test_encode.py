@@ -7,8 +7,12 @@ import pytest
 from PIL import Image
 
 from kmquant.encode import (
+    check_output,
+    describe_encoding,
     encode_as,
     encode_png,
+    flatten,
+    format_for_extension,
     order_palette,
     palette_order,
     png_bit_depth,
@@ -232,3 +236,67 @@ def test_order_palette_in_chunks_equals_the_whole(monkeypatch):
     assert np.array_equal(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
     assert whole[0].shape == (30, 3)
     assert np.array_equal(whole[0][whole[1]], palette[indices])  # the same picture
+
+
+# --------------------------------------------------------------------------------------------
+# outputs are regular files; what was written, in words
+
+
+def test_write_atomic_never_replaces_a_device_fifo_or_link(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    target = tmp_path / "target"
+    target.write_bytes(b"keep")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    for path, words in (("/dev/null", "is a character device, not a file"),
+                        (fifo, r"is a named pipe \(FIFO\), not a file"),
+                        (link, "is a symbolic link")):
+        with pytest.raises(OutputExistsError, match=words):
+            write_atomic(path, b"x", overwrite=True)
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    assert link.is_symlink() and target.read_bytes() == b"keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link", "target"]
+    with pytest.raises(OutputExistsError, match=r"not a file; give a file path \(or -o -\)"):
+        check_output("/dev/null", overwrite=True, alternative="or -o -")
+    assert check_output(tmp_path / "new.png") == tmp_path / "new.png"
+    assert check_output(target, overwrite=True) == target  # a regular file, with overwrite
+
+
+def test_format_for_extension():
+    assert [format_for_extension(n) for n in ("a.png", "a.JPG", "b.jpeg", "c.tif", "c.TIFF",
+                                              "d.webp", "e.bmp", "f.gif")] == [
+        "png", "jpeg", "jpeg", "tiff", "tiff", "webp", "bmp", "gif"]
+    assert format_for_extension("a.jp2") is None and format_for_extension("noext") is None
+
+
+def test_flatten_composites_over_white_exactly():
+    pixels = np.array([[[10, 20, 30, 255], [10, 20, 30, 0], [0, 0, 0, 0], [200, 100, 0, 128]]],
+                      dtype=np.uint8)
+    flat = flatten(pixels)
+    assert flat.shape == (1, 4, 3) and flat.dtype == np.uint8
+    assert flat[0, 0].tolist() == [10, 20, 30] and flat[0, 1].tolist() == [255, 255, 255]
+    assert flat[0, 2].tolist() == [255, 255, 255]
+    expected = np.rint((np.array([200, 100, 0]) * 128 + 255 * 127) / 255)
+    assert flat[0, 3].tolist() == expected.astype(int).tolist()
+    assert flatten(pixels, (0, 0, 0))[0, 1].tolist() == [0, 0, 0]
+    # and JPEG/BMP get it: white where the picture was transparent
+    decoded = np.asarray(Image.open(io.BytesIO(encode_as(pixels, "BMP"))).convert("RGB"))
+    assert np.array_equal(decoded, flat)
+
+
+def test_describe_encoding_reads_the_header():
+    palette, indices = _indexed(16)
+    assert describe_encoding(encode_png(palette, indices)) == "indexed PNG, 4-bit palette"
+    palette, indices = _indexed(2)
+    assert describe_encoding(encode_png(palette, indices)) == "indexed PNG, 1-bit palette"
+    grey = np.arange(256, dtype=np.uint8)[:, None]
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (16, 1))
+    data = encode_png(grey, ramp)
+    assert _chunks(data)["IHDR"][9] == 0  # the grey encoding was the smaller
+    assert describe_encoding(data) == "8-bit greyscale PNG"
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    assert describe_encoding(encode_as(rgb, "PNG")) == "8-bit RGB PNG"
+    assert describe_encoding(encode_as(rgb, "JPEG")) == "JPEG"
+    assert describe_encoding(encode_as(rgb[:, :, :1], "JPEG")) == "greyscale JPEG"
+    assert describe_encoding(encode_as(rgb, "GIF")) == "palette GIF"

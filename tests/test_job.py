@@ -60,3 +60,73 @@ def test_lab_space_lowers_delta_e_and_the_report_shows_it(photo):
     lab = kmquant.compress(photo, photo.with_name("lab.png"), n_colors=16, space="lab")
     assert lab.delta_e < rgb.delta_e and rgb.psnr > lab.psnr
     assert "ΔE2000" in rgb.to_text()
+
+
+def test_nothing_is_written_when_measuring_fails(photo, monkeypatch):
+    """The report's measurements run before the write: an out-of-memory there leaves nothing."""
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(metrics, "measure", out_of_memory)
+    monkeypatch.setattr(metrics, "measure_arrays", out_of_memory)
+    before = sorted(photo.parent.iterdir())
+    for fmt in ("png", "webp"):
+        with pytest.raises(MemoryError):
+            kmquant.compress(photo, n_colors=8, output_format=fmt)
+    existing = photo.with_name("existing.png")
+    existing.write_bytes(b"old")
+    with pytest.raises(MemoryError):
+        kmquant.compress(photo, existing, n_colors=8, force=True)
+    assert existing.read_bytes() == b"old"  # not replaced either
+    assert sorted(photo.parent.iterdir()) == sorted(before + [existing])
+
+
+def test_the_extension_of_dst_sets_the_format(photo, tmp_path):
+    report = kmquant.compress(photo, tmp_path / "photo.jpg", n_colors=8)
+    assert (tmp_path / "photo.jpg").read_bytes()[:2] == b"\xff\xd8" and report.format == "JPEG"
+    report = kmquant.compress(photo, tmp_path / "photo.webp", n_colors=8)
+    with Image.open(tmp_path / "photo.webp") as im:
+        assert im.format == "WEBP" and report.format == "RGB WebP"
+    with pytest.raises(kmquant.InvalidOptionError, match="cannot tell the output format"):
+        kmquant.compress(photo, tmp_path / "photo.data", n_colors=8)
+    with pytest.raises(kmquant.InvalidOptionError, match="disagree"):
+        kmquant.compress(photo, tmp_path / "photo.gif", n_colors=8, output_format="tiff")
+    assert not (tmp_path / "photo.data").exists() and not (tmp_path / "photo.gif").exists()
+
+
+def test_compress_into_a_binary_stream(photo, tmp_path):
+    import io
+
+    stream = io.BytesIO()
+    report = kmquant.compress(photo, stream, n_colors=8)
+    file_report = kmquant.compress(photo, tmp_path / "same.png", n_colors=8)
+    assert stream.getvalue() == (tmp_path / "same.png").read_bytes()
+    assert report.output == "<stream>" and report.compressed_bytes == len(stream.getvalue())
+    assert report.psnr == file_report.psnr
+    assert not photo.with_name("photo.k8.png").exists()  # no default file beside the input
+
+
+def test_translucent_jpeg_is_measured_on_white(tmp_path, crop_pixels):
+    from kmquant.encode import flatten
+
+    rgba = np.dstack([crop_pixels, np.full(crop_pixels.shape[:2], 255, np.uint8)])
+    rgba[:20, :, 3] = 0
+    src = tmp_path / "alpha.png"
+    Image.fromarray(rgba).save(src)
+    report = kmquant.compress(src, tmp_path / "out.jpg", n_colors=16)
+    written = kmquant.load_image(tmp_path / "out.jpg").pixels
+    assert report.psnr == pytest.approx(metrics.psnr(flatten(rgba), written))
+    assert report.psnr > 25  # dropping the alpha instead showed the black stored under it
+    assert any("flattened onto white" in note for note in report.notes)
+    opaque = kmquant.compress(tmp_path / "out.jpg", tmp_path / "again.jpg", n_colors=16)
+    assert not any("flattened" in note for note in opaque.notes)  # nothing to flatten
+
+
+def test_translucent_gif_says_its_transparency_is_on_or_off(tmp_path, crop_pixels):
+    rgba = np.dstack([crop_pixels, np.full(crop_pixels.shape[:2], 255, np.uint8)])
+    rgba[:20, :, 3] = 120
+    src = tmp_path / "alpha.png"
+    Image.fromarray(rgba).save(src)
+    report = kmquant.compress(src, tmp_path / "out.gif", n_colors=16)
+    assert any("GIF has only on/off transparency" in note for note in report.notes)

@@ -4,7 +4,6 @@ without the memory it claims, or decoded right. The files are crafted here, byte
 from __future__ import annotations
 
 import io
-import os
 import resource
 import struct
 import subprocess
@@ -21,7 +20,7 @@ from kmquant.errors import (
     NotAnImageError,
     TruncatedImageError,
 )
-from kmquant.load import DECODER_ERRORS, FORMATS, decode_bytes, load_image
+from kmquant.load import FORMATS, decode_bytes, load_image
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -89,26 +88,36 @@ def test_ico_holding_a_huge_png_is_refused_before_allocating():
         load_image(_ico_holding(huge))
 
 
+#: Runs a command from a small process and prints its exit code and peak RSS (KiB): a child
+#: forked from the test process would count the test process's own pages in its peak.
+_SPAWNER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
 def test_bombs_cost_neither_memory_nor_time_in_a_fresh_process(tmp_path):
-    """The whole command on the 43-byte GIF and the ICO: exit 7 within a second or two, and far
-    from the gigabytes the files claim (they allocated 1.7 GB before)."""
+    """The whole command on the 43-byte GIF and the ICO: exit 7 within seconds, and far from
+    the gigabytes the files claim (they allocated 1.7 GB before)."""
     cases = {"bomb.gif": _gif_bomb(40000, 40000),
              "bomb.ico": _ico_holding(_png(60000, 60000, b"", color_type=0, depth=1))}
     for name, data in cases.items():
         path = tmp_path / name
         path.write_bytes(data)
         clock = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "kmquant", "compress", str(path), "-k",
-                                  "8", "-q", "-o", str(tmp_path / "out.png")],
-                                 stderr=subprocess.PIPE, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, for wait4's rusage
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", _SPAWNER, sys.executable, "-m", "kmquant", "compress",
+             str(path), "-k", "8", "-q", "-o", str(tmp_path / "out.png")],
+            capture_output=True, text=True)
         seconds = time.perf_counter() - clock
-        stderr = child.stderr.read()
-        child.stderr.close()
-        assert os.waitstatus_to_exitcode(status) == 7, stderr
-        assert stderr.count("\n") == 1 and "Traceback" not in stderr
-        assert usage.ru_maxrss < 200 * 1024, f"{name}: {usage.ru_maxrss // 1024} MiB"
+        code, peak_kib = map(int, done.stdout.split())
+        assert code == 7, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert peak_kib < 200 * 1024, f"{name}: {peak_kib // 1024} MiB"
         assert seconds < 10
         assert not (tmp_path / "out.png").exists()
 
@@ -250,3 +259,57 @@ def test_rss_of_this_process_is_untouched_by_a_refused_bomb():
     with pytest.raises(ImageTooLargeError):
         load_image(_gif_bomb(65535, 65535), max_pixels=None, max_memory=1 << 30)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
+
+
+def test_the_memory_budget_refuses_k_means_on_too_many_colours_before_it_starts():
+    """Checked again once the colours are counted: a million distinct colours need ~90 MB of
+    k-means state, which a 40 MB budget refuses (the pixels alone fit)."""
+    import kmquant
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    with pytest.raises(ImageTooLargeError, match="distinct colours at K = 16 would need about"):
+        kmquant.quantize(noise, 16, max_memory=40 << 20)
+
+
+def test_a_file_name_with_a_newline_still_gives_one_line(tmp_path):
+    path = tmp_path / "two\nlines.png"
+    path.write_bytes(b"not an image at all")
+    done = subprocess.run([sys.executable, "-m", "kmquant", "compress", str(path), "-k", "4",
+                           "-q", "-o", str(tmp_path / "out.png")], capture_output=True, text=True)
+    assert done.returncode == 4
+    assert done.stderr.count("\n") == 1 and "two\\nlines.png" in done.stderr
+
+
+@pytest.mark.parametrize("name, data, code", [
+    ("eps.png", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\n", 4),
+    ("gif-frame-bomb.gif", _gif_bomb(40000, 40000), 7),
+    ("short-rows.png", _png(4000, 4000, _rows(4000, 10)), 5),
+    ("idat-4gb.png", None, 0),
+])
+def test_each_hostile_case_has_its_exit_code_from_the_command_line(tmp_path, name, data, code):
+    if data is None:  # the IDAT claiming 0xFFFFFFFF bytes still holds the whole picture
+        good = _png(16, 16, _rows(16, 16))
+        at = good.index(b"IDAT") - 4
+        data = good[:at] + struct.pack(">I", 0xFFFFFFFF) + good[at + 4:]
+    path = tmp_path / name
+    path.write_bytes(data)
+    out = tmp_path / "out.png"
+    done = subprocess.run([sys.executable, "-m", "kmquant", "compress", str(path), "-k", "4",
+                           "-q", "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert out.exists() == (code == 0)
+    if code:
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("kmquant: ")
+
+
+def test_the_report_says_when_32_bit_samples_were_scaled(tmp_path):
+    from kmquant.job import compress
+
+    ramp = (np.arange(64 * 32, dtype=np.int64).reshape(32, 64) * 4000).astype(np.int32)
+    src = tmp_path / "deep.tif"
+    Image.fromarray(ramp, mode="I").save(src)
+    report = compress(src, tmp_path / "out.png", n_colors=8)
+    assert any("32-bit samples" in note for note in report.notes)
+    assert report.psnr is not None and report.psnr > 25  # clipped, it was against a white image

@@ -450,3 +450,21 @@ def test_bad_inputs():
         metrics.delta_e(a[:0], a[:0])
     with pytest.raises(ValueError, match="percentile"):
         metrics.delta_e(a, a, percentile=101)
+
+
+def test_large_images_are_sampled_for_ssim_and_delta_e_but_psnr_stays_exact(sample_pixels):
+    """Above ``sample_above`` pixels SSIM and ΔE read a seeded share of the tiles of rows (stated
+    in ``Quality.sample``); PSNR is exact over every pixel; the estimates stay close."""
+    original = np.ascontiguousarray(np.tile(sample_pixels, (4, 1, 1))[:, :256])
+    palette, indices = _quantize(original, 16)
+    full = metrics.measure(original, palette, indices, sample_above=None)
+    sampled = metrics.measure(original, palette, indices, sample_above=original.shape[0] * 40)
+    assert full.sample is None
+    assert sampled.sample is not None and 0 < sampled.sample < 0.5
+    assert sampled.psnr == full.psnr
+    assert abs(sampled.ssim - full.ssim) < 0.03
+    assert abs(sampled.delta_e - full.delta_e) < 0.15 * full.delta_e
+    again = metrics.measure(original, palette, indices, sample_above=original.shape[0] * 40)
+    assert again == sampled  # seeded: the same tiles every time
+    small = metrics.measure(original[:64], palette, indices[:64])  # under the default threshold
+    assert small.sample is None

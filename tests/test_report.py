@@ -1,7 +1,7 @@
 import json
 import math
 
-from kmquant.report import Report, human_bytes
+from kmquant.report import Report, human_bytes, plural
 
 
 def _report(**changes):
@@ -46,3 +46,16 @@ def test_human_bytes():
 def test_a_bigger_output_says_larger():
     text = _report(compressed_bytes=25_000).to_text()
     assert "1.25× larger, +25.0%" in text and "smaller" not in text
+
+
+def test_counts_agree_with_their_nouns():
+    assert plural(1, "colour") == "1 colour" and plural(2, "colour") == "2 colours"
+    assert plural(0, "swap") == "0 swaps" and plural(1, "entry", "entries") == "1 entry"
+    assert plural(3, "entry", "entries") == "3 entries"
+    assert "engine   native, 1 iteration, " in _report(n_iter=1).to_text()
+    assert "engine   native, 7 iterations, " in _report().to_text()
+
+
+def test_the_text_says_what_was_written_and_where():
+    text = _report(format="8-bit greyscale PNG", output="<stdout>").to_text()
+    assert text.startswith("a.png → <stdout>\n") and "bits/pixel, 8-bit greyscale PNG)" in text

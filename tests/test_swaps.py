@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -245,3 +247,49 @@ def test_random_swap_rejects_wrong_shapes_and_trials():
         random_swap(X, w, np.zeros((2, 3)), trials=-1, seed=0)
     with pytest.raises(ValueError):
         random_swap(X, np.ones(4), np.zeros((2, 3)), trials=1, seed=0)
+
+
+# --------------------------------------------------------------------------------------------
+# more search never gives a worse picture
+
+
+def _written_sse(pixels, result):
+    """Squared error of the picture as written (the indexed PNG's pixels), summed."""
+    return int(((pixels.astype(np.int64) - result.to_array()) ** 2).sum())
+
+
+@pytest.mark.parametrize("name, k", [
+    ("kodim03_crop.png", 32),  # 10 swaps were worse than 5 before swaps were judged as written
+    ("kodim05_crop.png", 8),  # 20 worse than 10
+    ("kodim05_crop.png", 64),
+])
+def test_more_swaps_never_give_a_worse_picture(name, k):
+    pixels = kmquant.load_image(Path(__file__).parent / "data" / name).pixels
+    errors = [_written_sse(pixels, kmquant.quantize(pixels, k, swaps=n)) for n in range(0, 31, 2)]
+    assert all(later <= earlier for earlier, later in zip(errors, errors[1:])), errors
+    assert errors[-1] < errors[0]  # and the search does find something here
+
+
+def test_swap_search_result_is_a_prefix_minimum(crop_pixels):
+    """The first N rounds of a longer search are the N-round search: with a score, the result of
+    more rounds never scores higher, and without settle or score it is the old greedy search."""
+    prepared = prepare(crop_pixels)
+    session = get_engine("native").bind(prepared.X, prepared.counts)
+    fitted = refine(session, seed_centers("k-means++", prepared.X, prepared.counts, 16, 0))
+    calls = []
+
+    def settle(trial):
+        calls.append(trial.inertia)
+        return refine(session, trial.centers)
+
+    def score(result):  # a score that is not the inertia: the search must compare by it
+        return float(np.round(result.centers).sum() % 997) + result.inertia * 1e-9
+
+    scores = []
+    for rounds in (0, 3, 6, 12, 24):
+        best, kept = swap_search(session, fitted, rounds=rounds, settle=settle, score=score)
+        scores.append(score(best))
+        if rounds == 0:
+            assert best is fitted and kept == 0 and not calls
+    assert calls  # swaps were kept and settled
+    assert all(b <= a for a, b in zip(scores, scores[1:])), scores

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -29,13 +30,33 @@ __all__ = [
     "write_atomic",
     "check_output",
     "default_level",
+    "describe_encoding",
+    "flatten",
+    "format_for_extension",
     "FORMAT_EXTENSIONS",
+    "EXTENSION_FORMATS",
+    "NO_ALPHA_FORMATS",
 ]
 
 #: Pillow format name → file extension used for default output names.
 FORMAT_EXTENSIONS = {
     "PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif",
 }
+#: Output file extension → the ``output_format`` it means (``.png``: the indexed PNG).
+EXTENSION_FORMATS = {
+    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".tif": "tiff",
+    ".tiff": "tiff", ".bmp": "bmp", ".gif": "gif",
+}
+#: Pillow formats kmquant writes without an alpha channel: translucent pictures are flattened.
+NO_ALPHA_FORMATS = ("JPEG", "BMP")
+#: The background translucent pixels are flattened onto for :data:`NO_ALPHA_FORMATS`.
+BACKGROUND = (255, 255, 255)
+
+
+def format_for_extension(path: str | os.PathLike) -> str | None:
+    """The ``output_format`` an output name's extension asks for (``photo.JPG`` → ``"jpeg"``),
+    or None for an extension kmquant does not write (or none)."""
+    return EXTENSION_FORMATS.get(Path(path).suffix.lower())
 
 
 #: Pixels per chunk where NumPy would turn a uint8 index array into an intp copy (8 bytes a pixel:
@@ -221,7 +242,8 @@ def encode_as(pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95) -> byte
     ----------
     pixels : (H, W, C) uint8 ndarray
     fmt : str
-        Pillow format name, e.g. ``"JPEG"``.
+        Pillow format name, e.g. ``"JPEG"``. Formats without alpha (:data:`NO_ALPHA_FORMATS`)
+        get RGBA pixels flattened onto white (:func:`flatten`).
     quality : int
         For lossy formats.
     """
@@ -233,9 +255,10 @@ def encode_as(pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95) -> byte
             f"format must be one of {', '.join(sorted(FORMAT_EXTENSIONS))}; got {fmt!r}"
         )
     channels = pixels.shape[2]
+    if fmt in NO_ALPHA_FORMATS and channels == 4:
+        pixels = flatten(pixels)
+        channels = 3
     im = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels)
-    if fmt in ("JPEG", "BMP") and channels == 4:
-        im = im.convert("RGB")  # no alpha in these formats
     if fmt == "JPEG":
         return _save(im, fmt, quality=quality)
     if fmt == "WEBP":
@@ -245,25 +268,107 @@ def encode_as(pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95) -> byte
     return _save(im, fmt)
 
 
+def flatten(
+    pixels: NDArray[np.uint8], background: tuple[int, int, int] = BACKGROUND
+) -> NDArray[np.uint8]:
+    """RGBA pixels composited over an opaque ``background`` colour (default white), as RGB.
+
+    What a viewer shows a translucent picture on, and what a format without alpha (JPEG, BMP)
+    can hold of it; dropping the alpha instead would show the colour stored under transparent
+    pixels (black for kmquant's transparent entry).
+
+    Parameters
+    ----------
+    pixels : (H, W, 4) uint8 ndarray
+    background : (3,) ints 0..255
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        ``round((c * a + b * (255 - a)) / 255)`` per channel; opaque pixels unchanged.
+    """
+    alpha = pixels[:, :, 3:].astype(np.uint32)
+    mixed = pixels[:, :, :3] * alpha + np.asarray(background, np.uint32) * (255 - alpha)
+    return ((mixed + 127) // 255).astype(np.uint8)
+
+
+def describe_encoding(data: bytes) -> str:
+    """What an encoded image is, in words for a report: ``"indexed PNG, 4-bit palette"``,
+    ``"8-bit greyscale PNG"``, ``"JPEG"``, ``"RGBA WebP"``...
+
+    PNGs are described from their header (bit depth and colour type), other formats from the
+    format and mode Pillow reads from theirs (nothing is decoded).
+    """
+    if data[:8] == _PNG_SIGNATURE and len(data) >= 26:
+        bits, color_type = data[24], data[25]
+        if color_type == _PALETTE:
+            return f"indexed PNG, {bits}-bit palette"
+        kind = {_GREY: "greyscale", 2: "RGB", 4: "greyscale + alpha", 6: "RGBA"}.get(
+            color_type, f"colour type {color_type}")
+        return f"{bits}-bit {kind} PNG"
+    with Image.open(io.BytesIO(data)) as im:
+        name = {"WEBP": "WebP"}.get(im.format or "", im.format or "image")
+        kind = {"L": "greyscale", "P": "palette", "LA": "greyscale + alpha"}.get(im.mode, im.mode)
+    return name if (name, kind) == ("JPEG", "RGB") else f"{kind} {name}"
+
+
 def _save(im: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     im.save(buffer, fmt, **options)
     return buffer.getvalue()
 
 
-def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Refuse an output path that is a directory, or an existing file unless ``overwrite``.
+#: What an existing output path is, when it is not a regular file, by :mod:`stat` test.
+_NOT_A_FILE = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
-    :func:`write_atomic` checks this itself; callers check it early too, before the work.
+
+def check_output(
+    path: str | os.PathLike, *, overwrite: bool = False, alternative: str = ""
+) -> Path:
+    """Refuse an output path that is not a new or existing regular file, or that exists
+    without ``overwrite``.
+
+    Outputs are written to a temporary file and renamed over the path, which would replace a
+    device (``/dev/null`` as root), a FIFO or a symbolic link itself by a regular file: such paths
+    are refused whatever ``overwrite`` says. :func:`write_atomic` checks this itself; callers check
+    it early too, before the work.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    overwrite : bool
+        Accept an existing regular file.
+    alternative : str
+        Added to the message for a path that is not a file, e.g. ``"or -o - for standard
+        output"``.
 
     Raises
     ------
     OutputExistsError
     """
     path = Path(path)
-    if path.is_dir():
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return path
+    except OSError:  # e.g. a parent that is not a directory: write_atomic says what is wrong
+        return path
+    if stat.S_ISLNK(mode):
+        raise OutputExistsError(
+            f"{path}: is a symbolic link; give the path of a regular file (kmquant replaces "
+            "files whole, which would replace the link, not write through it)")
+    if stat.S_ISDIR(mode):
         raise OutputExistsError(f"{path}: is a directory; give a file name for the output")
-    if path.exists() and not overwrite:
+    for test, what in _NOT_A_FILE:
+        if test(mode):
+            raise OutputExistsError(f"{path}: is {what}, not a file; give a file path"
+                                    + (f" ({alternative})" if alternative else ""))
+    if not overwrite:
         raise OutputExistsError(f"{path}: already exists; pass --force to overwrite it")
     return path
 

@@ -1,4 +1,4 @@
-"""The file-to-file job: decode, choose K if asked, quantize, encode, write atomically, measure."""
+"""The file-to-file job: decode, choose K if asked, quantize, encode, measure, then write atomically."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,7 +14,17 @@ from PIL import Image
 
 from . import metrics
 from .choose import KChoice, Target, choose_k
-from .encode import FORMAT_EXTENSIONS, check_output, encode_as, write_atomic
+from .encode import (
+    EXTENSION_FORMATS,
+    FORMAT_EXTENSIONS,
+    NO_ALPHA_FORMATS,
+    check_output,
+    describe_encoding,
+    encode_as,
+    flatten,
+    format_for_extension,
+    write_atomic,
+)
 from .engines import get_engine
 from .errors import InvalidOptionError, OutputExistsError
 from .load import load_image
@@ -34,28 +44,33 @@ def default_output_path(src: str | os.PathLike, n_colors: int, fmt: str = "PNG")
 
 def compress(
     src: str | os.PathLike,
-    dst: str | os.PathLike | None = None,
+    dst: str | os.PathLike | BinaryIO | None = None,
     *,
     out_dir: str | os.PathLike | None = None,
     n_colors: int | str = 64,
     target: Target | None = None,
     best_effort: bool = False,
-    output_format: str = "png",
+    output_format: str | None = None,
     force: bool = False,
     measure: bool = True,
     options: Options | None = None,
     progress: Progress = None,
     **fields: Any,
 ) -> Report:
-    """Compress an image file to an indexed PNG (or the input's format) and report on it.
+    """Compress an image file to an indexed PNG (or another format) and report on it.
+
+    Everything that can fail (decoding, quantizing, encoding, measuring) runs before the output
+    is written, and a file is written whole or not at all: on any error nothing is left.
 
     Parameters
     ----------
     src : path
         The input image; never overwritten unless ``force`` and ``dst`` is the same file.
-    dst : path, optional
+    dst : path or binary file object, optional
         Output path; default ``<stem>.k<K>.png`` (or the format's extension) beside ``src``,
-        or in ``out_dir``.
+        or in ``out_dir``. A path must be a regular file (or new): devices, FIFOs, sockets and
+        symbolic links are refused. A binary file object (``sys.stdout.buffer``) receives the
+        encoded bytes instead, and the report's ``output`` is its ``name``.
     out_dir : path, optional
         Folder for the default output name.
     n_colors : int or "auto"
@@ -66,9 +81,14 @@ def compress(
     best_effort : bool
         With a target that no K ≤ 256 meets: write the closest K instead of raising
         :class:`TargetUnreachableError`.
-    output_format : str
+    output_format : str, optional
         ``png`` (indexed PNG, the compressed form) or ``input``, ``jpeg``, ``webp``, ``tiff``,
-        ``bmp``, ``gif`` to write the quantized picture in full colour in that format.
+        ``bmp``, ``gif`` to write the quantized picture in full colour in that format. Default:
+        from the extension of a ``dst`` path (``.png``, ``.jpg``/``.jpeg``, ``.webp``,
+        ``.tif``/``.tiff``, ``.bmp``, ``.gif``; another extension is refused), else ``png``.
+        A format that contradicts the extension is refused. JPEG and BMP have no alpha: a
+        translucent picture is flattened onto white, and measured against the original flattened
+        the same way (the report says so).
     force : bool
         Overwrite an existing output.
     measure : bool
@@ -95,18 +115,25 @@ def compress(
     if target is not None and not auto:
         raise InvalidOptionError("a quality or size target needs -k auto (n_colors='auto')")
     opts = Options.build(options, **fields, n_colors=1 if auto else n_colors)
-    if output_format not in OUTPUT_FORMATS:
-        raise InvalidOptionError(
-            f"format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}"
-        )
+    stream: BinaryIO | None = None
+    path_dst: Path | None = None
+    if isinstance(dst, (str, os.PathLike)):
+        path_dst = Path(dst)
+    elif dst is not None:  # a binary file object: the bytes go there
+        stream = dst
+    src = Path(src)
+    if path_dst is not None:  # fail before the work when the output is known
+        path_dst = _output_path(src, path_dst, out_dir, opts.n_colors, "PNG", force)
+    output_format = _output_format(output_format, path_dst)
     target = target or (Target() if auto else None)
     if target is not None and target.kind == "max_bytes" and output_format != "png":
-        raise InvalidOptionError("--max-bytes sizes the indexed PNG; use it with --format png")
-    src = Path(src)
-    loaded = load_image(src, max_pixels=opts.max_pixels)
-    fmt = _pillow_format(output_format, loaded.format)
-    if dst is not None or not auto:  # fail before the work when the output is known
-        dst = _output_path(src, dst, out_dir, opts.n_colors, fmt, force)
+        raise InvalidOptionError(
+            "--max-bytes sizes the indexed PNG; write a .png (or give --format png)")
+    loaded = load_image(src, max_pixels=opts.max_pixels, max_memory=opts.max_memory,
+                        allow_truncated=opts.allow_truncated)
+    fmt = _pillow_format(output_format, loaded.format, path_dst)
+    if path_dst is None and stream is None and not auto:
+        path_dst = _output_path(src, None, out_dir, opts.n_colors, fmt, force)
 
     engine = get_engine(opts.engine)
     prepared = prepare(loaded.pixels, opts.space)
@@ -116,49 +143,113 @@ def compress(
         choice, result = choose_k(prepared, loaded.pixels, target, opts, engine,
                                   best_effort=best_effort, progress=progress)
         opts = opts.replace(n_colors=choice.k)
-        if dst is None:
-            dst = _output_path(src, None, out_dir, choice.k, fmt, force)
+        if path_dst is None and stream is None:
+            path_dst = _output_path(src, None, out_dir, choice.k, fmt, force)
     else:
         result, _ = quantize_prepared(prepared, opts, engine, progress=progress)
+    notes = list(loaded.notes) + list(result.notes) + ([choice.reason] if choice else [])
+
     clock = time.perf_counter()
     if fmt == "PNG" and output_format == "png":
         data = result.to_png()
     else:
         data = encode_as(result.to_array(), fmt)
     encode_seconds = time.perf_counter() - clock
-    assert dst is not None  # known from the start, or from the chosen K
-    write_atomic(dst, data, overwrite=force)
 
     clock = time.perf_counter()
     quality = metrics.Quality()
+    flattened = fmt in NO_ALPHA_FORMATS and loaded.channels == 4
+    notes += _alpha_notes(loaded.pixels, fmt)
     if measure:  # in tiles of rows: memory stays bounded whatever the image size
-        if fmt == "PNG":
+        if fmt == "PNG" and output_format == "png":
             quality = metrics.measure(loaded.pixels, result.palette, result.indices,
                                       lossless=result.lossless)
-        else:  # lossy formats are measured as written
+        elif flattened:  # what was written against what the original looks like on white
+            quality = metrics.measure_arrays(flatten(loaded.pixels), _decoded(data, 3))
+        else:  # other formats are measured as written (lossy, or re-quantized for GIF)
             quality = metrics.measure_arrays(loaded.pixels, _decoded(data, loaded.channels))
-    psnr, ssim, delta_e = quality.psnr, quality.ssim, quality.delta_e
-    timings = dict(result.timings, encode=encode_seconds, metrics=time.perf_counter() - clock)
+    metrics_seconds = time.perf_counter() - clock
+    if quality.sample is not None:
+        notes.append(f"SSIM and ΔE2000 measured on a seeded {quality.sample:.0%} of the rows "
+                     f"(the image has over {metrics.SAMPLE_ABOVE:,} pixels); PSNR on every pixel")
+    original_bytes = src.stat().st_size
+
+    # everything that can fail has run: now the output appears, whole
+    if stream is not None:
+        stream.write(data)
+        stream.flush()
+        output = str(getattr(stream, "name", "<stream>"))
+    else:
+        assert path_dst is not None  # known from the start, or from the chosen K
+        write_atomic(path_dst, data, overwrite=force)
+        output = str(path_dst)
+    timings = dict(result.timings, encode=encode_seconds, metrics=metrics_seconds)
     return Report(
         input=str(src),
-        output=str(dst),
+        output=output,
         width=loaded.width,
         height=loaded.height,
-        original_bytes=src.stat().st_size,
+        original_bytes=original_bytes,
         compressed_bytes=len(data),
         k_requested=opts.n_colors,
         colors_used=result.colors_used,
-        psnr=psnr,
-        ssim=ssim,
-        delta_e=delta_e,
+        psnr=quality.psnr,
+        ssim=quality.ssim,
+        delta_e=quality.delta_e,
         engine=result.engine,
         n_iter=result.n_iter,
         seconds=time.perf_counter() - started,
-        format=fmt if output_format != "png" else "indexed PNG",
-        notes=result.notes + ((choice.reason,) if choice else ()),
+        format=describe_encoding(data),
+        notes=tuple(notes),
         timings=timings,
         k_choice=choice.to_dict() if choice else None,
     )
+
+
+#: How a report names a Pillow format.
+_FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "TIFF": "TIFF", "BMP": "BMP",
+                 "GIF": "GIF"}
+
+
+def _alpha_notes(pixels: NDArray[np.uint8], fmt: str) -> list[str]:
+    """What a format without (full) alpha did to a translucent picture, for the report."""
+    if pixels.shape[2] != 4 or fmt not in NO_ALPHA_FORMATS + ("GIF",):
+        return []
+    alpha = pixels[:, :, 3]
+    if fmt == "GIF":
+        if ((alpha > 0) & (alpha < 255)).any():
+            return ["GIF has only on/off transparency: translucent pixels became opaque or "
+                    "transparent (PSNR and SSIM measure the file as written)"]
+        return []
+    if (alpha < 255).any():
+        return [f"{_FORMAT_NAMES[fmt]} has no transparency: flattened onto white; PSNR and SSIM "
+                "compare it with the original flattened onto white"]
+    return []
+
+
+def _output_format(output_format: str | None, dst: Path | None) -> str:
+    """The output format asked for, or told by the output name's extension; a format and an
+    extension that disagree are refused, as is an extension kmquant does not write (without a
+    format that says what to write)."""
+    if output_format is not None and output_format not in OUTPUT_FORMATS:
+        raise InvalidOptionError(
+            f"format must be one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}"
+        )
+    named = format_for_extension(dst) if dst is not None else None
+    if output_format is None:
+        if dst is None:
+            return "png"
+        if named is None:
+            raise InvalidOptionError(
+                f"{dst}: cannot tell the output format from the name "
+                f"({'no extension' if not dst.suffix else repr(dst.suffix)}); end it in "
+                f"{', '.join(EXTENSION_FORMATS)} or give --format")
+        return named
+    if dst is not None and named is not None and output_format not in ("input", named):
+        raise InvalidOptionError(
+            f"--format {output_format} and the output name {dst.name} ({named}) disagree; "
+            "drop --format or change the extension")
+    return output_format
 
 
 def _output_path(
@@ -172,7 +263,7 @@ def _output_path(
     dst = Path(dst)
     if _same_file(src, dst) and not force:
         raise OutputExistsError(f"{dst}: is the input file; pass --force to overwrite the input")
-    return check_output(dst, overwrite=force)
+    return check_output(dst, overwrite=force, alternative="or -o - for standard output")
 
 
 def _decoded(data: bytes, channels: int) -> NDArray[np.uint8]:
@@ -182,16 +273,24 @@ def _decoded(data: bytes, channels: int) -> NDArray[np.uint8]:
         return np.asarray(im.convert(mode), dtype=np.uint8).reshape(im.height, im.width, channels)
 
 
-def _pillow_format(output_format: str, input_format: str | None) -> str:
+def _pillow_format(output_format: str, input_format: str | None, dst: Path | None) -> str:
+    """The Pillow format to write; for ``input``, the input's, which ``dst``'s extension (if
+    kmquant knows it) must agree with."""
     if output_format == "png":
         return "PNG"
-    if output_format == "input":
-        if input_format not in FORMAT_EXTENSIONS:
-            raise InvalidOptionError(
-                f"cannot write the input's format {input_format!r}; use --format png, jpeg or webp"
-            )
-        return input_format
-    return {"jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP", "gif": "GIF"}[output_format]
+    if output_format != "input":
+        return {"jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP",
+                "gif": "GIF"}[output_format]
+    if input_format not in FORMAT_EXTENSIONS:
+        raise InvalidOptionError(
+            f"cannot write the input's format {input_format!r}; use --format png, jpeg or webp"
+        )
+    named = format_for_extension(dst) if dst is not None else None
+    if dst is not None and named is not None and named.upper() != input_format:
+        raise InvalidOptionError(
+            f"--format input ({input_format}) and the output name {dst.name} ({named}) "
+            "disagree; drop --format or change the extension")
+    return input_format
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -26,6 +26,7 @@ from .load import ImageSource, load_image
 from .options import MAX_COLORS, Options
 from .pipeline import Prepared, prepare, quantize_prepared
 from .refine import Progress, report_progress
+from .report import plural
 from .seeding import extend_centers
 
 __all__ = [
@@ -265,7 +266,7 @@ def sweep_prepared(
     n_colors = prepared.histogram.n_colors
     ks = sorted(set(ks))
     if ks[-1] > n_colors:
-        notes.append(f"the image has only {n_colors} colours: K above {n_colors} gives the same "
+        notes.append(f"the image has only {plural(n_colors, 'colour')}: K above {n_colors} gives the same "
                      f"exact picture, so the sweep stops at K={n_colors}")
         ks = sorted({k for k in ks if k < n_colors} | {n_colors})
     size = silhouette_sample if with_quality else 0

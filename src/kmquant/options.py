@@ -70,7 +70,7 @@ def _max_pixels_arg(text: str) -> int | None:
             f"expected a number of pixels or 'none', got {text!r}") from None
     if not math.isfinite(value) or value < 1 or value != int(value):
         raise argparse.ArgumentTypeError(
-            f"expected a whole number of pixels of at least 1, or 'none', got {text!r}")
+            f"expected a whole number of pixels of at least 1, or 'none' for no limit, got {text!r}")
     return int(value)
 
 
@@ -90,10 +90,11 @@ def _max_memory_arg(text: str) -> int | None:
         value = float(number) * _SIZE_UNITS[unit]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a size such as 512M or 2G, or 'none', got {text!r}") from None
+            f"expected a size such as 512M or 2G, or 'none' for no limit, got {text!r}") from None
     if not math.isfinite(value) or value < 2**20:
         raise argparse.ArgumentTypeError(
-            f"expected a size of at least 1M (such as 512M or 2G), or 'none', got {text!r}")
+            f"expected a size of at least 1M (such as 512M or 2G), or 'none' for no limit, got "
+            f"{text!r}")
     return int(value)
 
 

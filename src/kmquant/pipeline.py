@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,11 +20,13 @@ from .colorspace import from_working, to_working
 from .dither import dither
 from .encode import encode_png, order_palette, palette_order, write_atomic
 from .engines import Engine, Session, get_engine
+from .errors import ImageTooLargeError
 from .histogram import Histogram, color_histogram
 from .load import ImageSource, LoadedImage, load_image
 from .options import Options
 from .refine import Progress, RefineResult, refine, report_progress
 from .remap import nearest_entries
+from .report import plural
 from .seeding import seed_centers
 from .swaps import swap_search
 
@@ -130,7 +132,9 @@ def quantize(
     if n_colors is not None:
         fields["n_colors"] = n_colors
     opts = Options.build(options, **fields)
-    return quantize_loaded(load_image(image, max_pixels=opts.max_pixels), opts, progress=progress)
+    loaded = load_image(image, max_pixels=opts.max_pixels, max_memory=opts.max_memory,
+                        allow_truncated=opts.allow_truncated)
+    return quantize_loaded(loaded, opts, progress=progress)
 
 
 def quantize_loaded(loaded: LoadedImage, options: Options, *, progress: Progress = None) -> Result:
@@ -230,12 +234,16 @@ def quantize_prepared(
     if X.shape[0] <= k - reserved.shape[0]:
         palette, n_iter, inertia = histogram.colors, 0, 0.0
         notes.append(
+            "the image has only 1 colour, so it is kept exactly (lossless)"
+            if histogram.n_colors == 1 else
             f"the image has only {histogram.n_colors} colours, so all are kept exactly (lossless)"
         )
     else:
+        check_clustering_memory(X.shape[0], X.shape[1], k, options.max_memory)
         session = engine.bind(X, counts)
         fitted = _fit_palette(
-            session, k - reserved.shape[0], options, start, progress, timings, notes
+            session, k - reserved.shape[0], options, start, progress, timings, notes,
+            score=_palette_error(session, reserved, prepared.space),
         )
         centers = fitted.centers
         palette = np.concatenate([reserved, from_working_unique(centers, prepared.space)])
@@ -274,6 +282,7 @@ def _fit_palette(
     progress: Progress,
     timings: dict[str, float],
     notes: list[str],
+    score: Callable[[RefineResult], float] | None = None,
 ) -> RefineResult:
     """Seed (unless ``start`` is given) and refine K centres for the bound weighted colours.
 
@@ -285,6 +294,8 @@ def _fit_palette(
     start : (K, C) float64 ndarray or None
     timings, notes
         Filled in.
+    score : callable, optional
+        What the swap search compares (see :func:`_palette_error`); default the inertia.
 
     Returns
     -------
@@ -300,17 +311,70 @@ def _fit_palette(
     timings["refine"] = time.perf_counter() - clock
     if options.swaps:
         clock = time.perf_counter()
-        fitted, accepted = swap_search(session, fitted, rounds=options.swaps)
-        if accepted:  # settle the swapped centres with the usual stopping rule
-            fitted = refine(session, fitted.centers, max_iter=options.max_iter, tol=options.tol)
+
+        def settle(trial: RefineResult) -> RefineResult:
+            # a swap is judged as what would be returned: converged by the usual stopping rule
+            return refine(session, trial.centers, max_iter=options.max_iter, tol=options.tol,
+                          seed=options.seed)
+
+        fitted, accepted = swap_search(session, fitted, rounds=options.swaps, settle=settle,
+                                       score=score)
         timings["swaps"] = time.perf_counter() - clock
-        notes.append(f"{accepted} of {options.swaps} swaps kept")
+        notes.append(f"{accepted} of {plural(options.swaps, 'swap')} kept")
     if not fitted.converged:
         notes.append(
             f"k-means stopped at max_iter={options.max_iter} before converging; "
             "raise max_iter for a slightly better palette"
         )
     return fitted
+
+
+def _palette_error(
+    session: Session, reserved: NDArray[np.uint8], space: str
+) -> Callable[[RefineResult], float]:
+    """The error of the picture that fitted centres give once written: Σ count × squared distance
+    (working space) of each bound colour to its nearest palette entry, the centres rounded to 8
+    bits as :func:`from_working_unique` rounds them, the ``reserved`` entries included.
+
+    The swap search compares swaps by this rather than by the centres' own inertia: rounding
+    moves every centre a little, and a swap that lowers the inertia may still raise this (with
+    ``space="rgb"`` it is the written image's squared error, so PSNR follows it exactly).
+    """
+
+    def error(fitted: RefineResult) -> float:
+        palette = np.concatenate([reserved, from_working_unique(fitted.centers, space)])
+        _, sq_dist = session.assign(to_working(palette, space))
+        return float(session.w @ sq_dist)
+
+    return error
+
+
+#: Bytes per distinct colour while k-means runs, at most: the colour in the working space and its
+#: weight (C + 1 doubles), the engine's label, bounds and distance (3 × 8 bytes), its per-group
+#: float32 bounds (at most 32 groups) and the copies a step hands back (labels, distances).
+def clustering_bytes(n_colors: int, channels: int, k: int) -> int:
+    """Bytes k-means on ``n_colors`` distinct colours of ``channels`` channels at K = ``k`` needs
+    at most (the native engine's state; the other engines need no more per colour)."""
+    groups = min(32, max(1, round(k / 10)))
+    return n_colors * (8 * (channels + 1) + 3 * 8 + 4 * groups + 2 * 8)
+
+
+def check_clustering_memory(n_colors: int, channels: int, k: int, max_memory: int | None) -> None:
+    """Refuse, before k-means starts, when its state would not fit the memory budget.
+
+    Raises
+    ------
+    ImageTooLargeError
+    """
+    if max_memory is None:
+        return
+    need = clustering_bytes(n_colors, channels, k)
+    if need > max_memory:
+        raise ImageTooLargeError(
+            f"k-means on {n_colors:,} distinct colours at K = {k} would need about "
+            f"{need / 2**20:,.0f} MB, over the memory budget of {max_memory / 2**20:,.0f} MB; "
+            "raise --max-memory if this machine has the memory"
+        )
 
 
 def _cleared(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

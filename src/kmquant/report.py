@@ -6,12 +6,17 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["Report", "human_bytes"]
+__all__ = ["Report", "human_bytes", "plural"]
 
 
 @dataclass(frozen=True)
 class Report:
-    """What one compression did. Sizes are exact bytes; times are seconds."""
+    """What one compression did. Sizes are exact bytes; times are seconds.
+
+    ``format`` says what was written, from the file's own header: ``"indexed PNG, 4-bit
+    palette"``, ``"8-bit greyscale PNG"`` (smaller for a grey palette), ``"JPEG"``...
+    ``output`` is ``"<stdout>"`` when the image went to standard output.
+    """
 
     input: str
     output: str | None
@@ -81,10 +86,24 @@ class Report:
             f"{self.bits_per_pixel:.2f} bits/pixel, {self.format})",
             f"  colours  {self.colors_used} used of K={self.k_requested}",
             f"  quality  PSNR {psnr}, SSIM {ssim}{delta_e}",
-            f"  engine   {self.engine}, {self.n_iter} iterations, {self.seconds:.2f} s",
+            f"  engine   {self.engine}, {plural(self.n_iter, 'iteration')}, {self.seconds:.2f} s",
         ]
         lines += [f"  note     {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``plural(1, "colour")`` → ``'1 colour'``, ``plural(3, "colour")`` → ``'3 colours'``.
+
+    Parameters
+    ----------
+    n : int
+    noun : str
+        The singular.
+    nouns : str, optional
+        The plural when it is not ``noun + "s"``.
+    """
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
 
 
 def human_bytes(n: int) -> str:

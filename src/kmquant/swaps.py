@@ -7,11 +7,18 @@ split a cluster with a large error along its principal axis with it, run a few L
 keep the result if the total error dropped. (donor, target) pairs are tried in order of the sum of
 their ranks, the six cheapest donors against the six worst clusters.
 
+What is returned is judged as it will be used: the pipeline settles each kept swap (Lloyd to
+convergence) and scores it by the error of its centres rounded to the 8-bit palette, and returns
+the best of those and the start. Settling or rounding can undo a swap's gain, so the last swap
+kept is not always the best; judged this way, more rounds never give a worse palette.
+
 :func:`random_swap` runs a long random-swap search instead (Fränti 2018, compiled), which the
 search benchmark uses as the ceiling that no palette search is expected to beat.
 """
 
 from __future__ import annotations
+
+from typing import Callable, Optional
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +28,12 @@ import kmquant._core._random_swap as _random_swap
 from .engines import Session
 from .refine import RefineResult, refine
 
-__all__ = ["swap_search", "random_swap"]
+__all__ = ["swap_search", "random_swap", "Settle", "Score"]
+
+#: Turns a swap's few-step trial into the result that is judged (e.g. Lloyd run to convergence).
+Settle = Optional[Callable[[RefineResult], RefineResult]]
+#: The error a result is judged by (e.g. that of its centres rounded to the 8-bit palette).
+Score = Optional[Callable[[RefineResult], float]]
 
 
 def swap_search(
@@ -30,8 +42,18 @@ def swap_search(
     *,
     rounds: int,
     steps: int = 3,
+    settle: Settle = None,
+    score: Score = None,
 ) -> tuple[RefineResult, int]:
     """Try ``rounds`` greedy swaps on converged centres; keep those that lower the error.
+
+    The search goes from swap to swap, each run for ``steps`` Lloyd steps and kept when that
+    lowers the inertia. Every kept swap is a candidate (settled first when ``settle`` is given),
+    and the result is the candidate, or ``fitted``, of the lowest ``score`` (the earliest on a
+    tie).
+    Nothing depends on ``rounds`` but when to stop, so the first N rounds of a longer search are
+    those of an N-round one: the result of N + M rounds never scores higher than that of N rounds,
+    nor than ``fitted``.
 
     Parameters
     ----------
@@ -44,42 +66,55 @@ def swap_search(
         Swaps to try.
     steps : int
         Lloyd steps after each swap before it is judged.
+    settle : callable, optional
+        ``settle(trial)``: what a kept swap offers as its candidate (the pipeline runs Lloyd to
+        convergence). Default: the trial itself. The search itself goes on from the trial.
+    score : callable, optional
+        ``score(result)``: the error candidates are compared by (the pipeline scores the centres
+        rounded to the 8-bit palette: the error of the picture it writes). Default: the inertia.
 
     Returns
     -------
     best : RefineResult
-        The best centres found (``fitted`` itself when no swap helped).
+        The best candidate (``fitted`` itself when none scored lower).
     accepted : int
-        Swaps kept.
+        Swaps that led to ``best`` (0 for ``fitted``).
     """
     X, w = session.X, session.w
-    best = fitted
-    k = best.centers.shape[0]
+    best, chain = fitted, fitted
+    best_score = score(fitted) if score is not None else fitted.inertia
+    k = chain.centers.shape[0]
     tried: set[tuple[int, int]] = set()
-    accepted = 0
+    accepted = kept = 0
     state = None  # what the pairs are ranked by; it changes only when a swap is kept
     for _ in range(rounds):
         if k < 3:
             break
         if state is None:
-            labels = best.labels
-            sq_dist = ((X - best.centers[labels]) ** 2).sum(axis=1)
+            labels = chain.labels
+            sq_dist = ((X - chain.centers[labels]) ** 2).sum(axis=1)
             mass = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
             error = np.bincount(labels, weights=w * sq_dist, minlength=k).astype(np.float64)
-            state = labels, _merge_costs(best.centers, mass), error
+            state = labels, _merge_costs(chain.centers, mass), error
         labels, removal, error = state
         pair = _next_pair(removal, error, tried)
         if pair is None:
             break
         tried.add(pair)
-        centers = _split(X, w, labels, best.centers, *pair)
+        centers = _split(X, w, labels, chain.centers, *pair)
         if centers is None:
             continue
         trial = refine(session, centers, max_iter=steps, tol=0.0)
-        if trial.inertia < best.inertia:
-            best, tried, state = trial, set(), None
-            accepted += 1
-    return best, accepted
+        if trial.inertia >= chain.inertia:
+            continue
+        chain, tried, state = trial, set(), None
+        accepted += 1
+        # settling or rounding can undo what the swap gained: judge what would be returned
+        candidate = settle(trial) if settle is not None else trial
+        candidate_score = score(candidate) if score is not None else candidate.inertia
+        if candidate_score < best_score:
+            best, best_score, kept = candidate, candidate_score, accepted
+    return best, kept
 
 
 def _next_pair(

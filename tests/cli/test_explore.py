@@ -97,7 +97,7 @@ def test_unreachable_target_writes_nothing_and_has_its_own_code(capsys, photo):
     (["--best-effort"], "--best-effort goes with -k auto"),
     (["--max-bytes", "lots"], "cannot read the size"),
     (["--target-ssim", "2"], "--target-ssim must be in (0, 1]"),
-    (["--max-bytes", "5k", "--format", "jpeg"], "use it with --format png"),
+    (["--max-bytes", "5k", "--format", "jpeg"], "sizes the indexed PNG; write a .png (or give --format png)"),
 ])
 def test_bad_target_options(capsys, photo, argv, words):
     code, _, err = _run(capsys, "compress", photo, *argv)
@@ -132,12 +132,13 @@ def test_one_pixel_image_everywhere(capsys, tmp_path):
     src = tmp_path / "dot.png"
     Image.new("RGB", (1, 1), (12, 34, 56)).save(src)
     code, out, _ = _run(capsys, "compress", src, "-k", "4")
-    assert code == 0 and "kept exactly (lossless)" in out
+    assert code == 0 and "only 1 colour, so it is kept exactly (lossless)" in out
+    assert "1 colours" not in out
     code, out, _ = _run(capsys, "compress", src, "-k", "auto", "--target-psnr", "40", "-o",
                         tmp_path / "auto.png")
     assert code == 0 and "K=1" in out
     code, out, _ = _run(capsys, "sweep", src)
-    assert code == 0 and "only 1 colours" in out
+    assert code == 0 and "only 1 colour" in out
     code, _, err = _run(capsys, "scatter", src, "-k", "2")
     assert code == 0, err
     code, _, err = _run(capsys, "compare", src, tmp_path / "dot.k4.png")
@@ -151,5 +152,6 @@ def test_space_and_dither_flags(capsys, photo):
     assert json.loads(out)["delta_e"] > 0
     code, _, err = _run(capsys, "compress", photo, "--dither", "noise")
     assert code == 2 and "invalid choice" in _one_line(err)
-    code, _, err = _run(capsys, "compress", photo, "--dither-strength", "3", "-o", "x.png")
+    code, _, err = _run(capsys, "compress", photo, "--dither", "fs", "--dither-strength", "3",
+                        "-o", "x.png")
     assert code == 2 and "dither strength must be between 0 and 1" in _one_line(err)

@@ -21,6 +21,7 @@ from ._common import (
     Parser,
     epilog,
     exit_code_for,
+    one_line,
     single_threaded_blas,
 )
 
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         single_threaded_blas()
         return args.handler(args)
     except errors.KmquantError as exc:
-        print(f"kmquant: {exc}", file=sys.stderr)
+        print(f"kmquant: {one_line(str(exc))}", file=sys.stderr)
         return exit_code_for(exc)
     except KeyboardInterrupt:
         print("kmquant: interrupted; no partial output was left", file=sys.stderr)

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 from .. import errors
-from ..options import Options
+from ..options import MAX_COLORS, Options
+
+#: Fields whose flag defaults to None, so that the command line can tell whether it was given;
+#: :func:`library_options` puts the field's default back.
+_DEFAULT_LATER = ("dither_strength",)
 
 #: Exit code of each error class (the first matching class in this order wins).
 EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -19,7 +23,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (errors.TruncatedImageError, 5, "image truncated or corrupt"),
     (errors.UnsupportedModeError, 6, "unsupported pixel mode"),
     (errors.ImageTooLargeError, 7, "image has more pixels than --max-pixels"),
-    (errors.OutputExistsError, 8, "output exists (use --force) or would overwrite the input"),
+    (errors.OutputExistsError, 8,
+     "output exists (use --force), would overwrite the input, or is not a regular file"),
     (errors.OutputNotWritableError, 9, "output directory missing or not writable"),
     (errors.EngineUnavailableError, 10, "engine's package not installed"),
     (errors.AbortedError, 11, "aborted"),
@@ -51,6 +56,12 @@ def epilog() -> str:
     return "\n".join(lines)
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: control characters (a newline in a file's name, say) are shown
+    as escapes, so that every error stays one line on stderr."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (exit code 2)."""
 
@@ -65,7 +76,8 @@ def engine_options(*, json_help: str = "print the report as JSON") -> argparse.A
     common = Parser(add_help=False)
     for option in _option_fields():
         meta = option.metadata
-        common.add_argument(meta["flag"], dest=option.name, default=option.default,
+        default = None if option.name in _DEFAULT_LATER else option.default
+        common.add_argument(meta["flag"], dest=option.name, default=default,
                             help=meta["help"], **meta["argparse"])
     common.add_argument("--json", action="store_true", help=json_help)
     common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -74,8 +86,55 @@ def engine_options(*, json_help: str = "print the report as JSON") -> argparse.A
 
 def library_options(args: argparse.Namespace) -> Options:
     """The :class:`kmquant.Options` the command line asked for (``n_colors`` is left to each
-    command)."""
-    return Options(**{option.name: getattr(args, option.name) for option in _option_fields()})
+    command).
+
+    Raises
+    ------
+    InvalidOptionError
+        A value out of range, or a flag that would be silently ignored (``--dither-strength``
+        without ``--dither``).
+    """
+    values = {option.name: getattr(args, option.name) for option in _option_fields()}
+    if values["dither_strength"] is not None and values["dither"] == "none":
+        raise errors.InvalidOptionError("--dither-strength needs --dither fs or ordered")
+    defaults = {f.name: f.default for f in dataclasses.fields(Options)}
+    for name in _DEFAULT_LATER:
+        if values[name] is None:
+            values[name] = defaults[name]
+    return Options(**values)
+
+
+def k_arg(text: str) -> int:
+    """``-k`` of the commands without ``auto``: a whole number from 1 to 256."""
+    k = _whole_k(text)
+    if k is None:
+        raise _bad_k(text, "")
+    return k
+
+
+def k_or_auto_arg(text: str) -> int | str:
+    """``-k`` of ``compress``: a whole number from 1 to 256, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    k = _whole_k(text)
+    if k is None:
+        raise _bad_k(text, " or 'auto'")
+    return k
+
+
+def _whole_k(text: str) -> int | None:
+    """K from its text, or None for anything but a whole number from 1 to 256."""
+    try:
+        k = int(text)
+    except ValueError:
+        return None
+    return k if 1 <= k <= MAX_COLORS else None
+
+
+def _bad_k(text: str, alternatives: str) -> argparse.ArgumentTypeError:
+    """One message for every bad K (0, 257, abc, 1.5, -3), a usage error (exit 2)."""
+    return argparse.ArgumentTypeError(
+        f"K must be a whole number from 1 to {MAX_COLORS}{alternatives}, got {text!r}")
 
 
 def _option_fields() -> list[dataclasses.Field]:

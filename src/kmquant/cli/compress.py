@@ -14,10 +14,16 @@ from ._common import (
     engine_options,
     epilog,
     exit_code_for,
+    k_arg,
+    k_or_auto_arg,
     library_options,
+    one_line,
     progress_bar,
     single_threaded_worker,
 )
+
+#: The files ``kmquant demo`` writes (``{k}``: its K); with --force it replaces these only.
+DEMO_FILES = ("sample.k{k}.png", "side_by_side.png", "report.json")
 
 
 def register(commands) -> None:
@@ -30,7 +36,7 @@ def register(commands) -> None:
         epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compress.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files")
-    compress.add_argument("-k", "--colors", type=_k_or_auto, default=None, metavar="K",
+    compress.add_argument("-k", "--colors", type=k_or_auto_arg, default=None, metavar="K",
                           help="palette size 1 to 256, or 'auto' (default 64; auto when a "
                           "target is given)")
     targets = compress.add_mutually_exclusive_group()
@@ -43,11 +49,14 @@ def register(commands) -> None:
     compress.add_argument("--best-effort", action="store_true",
                           help="-k auto: if no K meets the target, write the closest one")
     compress.add_argument("-o", "--output", metavar="FILE",
-                          help="output file (one input only; default IMAGE.kK.png beside it)")
+                          help="output file (one input only; default IMAGE.kK.png beside it); "
+                          "its extension sets the format (.png, .jpg, .webp, .tif, .bmp, .gif); "
+                          "'-' writes the image to standard output and the report to stderr")
     compress.add_argument("--out-dir", metavar="DIR", help="write outputs into DIR")
-    compress.add_argument("--format", choices=OUTPUT_FORMATS, default="png", dest="output_format",
-                          help="png: indexed PNG (default); input: the input's format; or a "
-                          "format name, to write the quantized picture in full colour")
+    compress.add_argument("--format", choices=OUTPUT_FORMATS, default=None, dest="output_format",
+                          help="png: indexed PNG (default, or from the -o extension); input: the "
+                          "input's format; or a format name, to write the quantized picture in "
+                          "full colour (JPEG and BMP flatten transparency onto white)")
     compress.add_argument("-f", "--force", action="store_true",
                           help="overwrite existing outputs (and the input, if -o names it)")
     compress.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
@@ -59,21 +68,15 @@ def register(commands) -> None:
         description="Compress the shipped sample photograph and write the result, a report and a "
         "side-by-side figure into a folder.",
     )
-    demo.add_argument("-k", "--colors", type=int, default=32, metavar="K",
+    demo.add_argument("-k", "--colors", type=k_arg, default=32, metavar="K",
                       help="palette size, 1 to 256 (default 32)")
     demo.add_argument("--out-dir", default="kmquant-demo", metavar="DIR",
-                      help="folder for the results (default ./kmquant-demo)")
+                      help="folder for the results (default ./kmquant-demo); a folder that is "
+                      "not empty needs --force")
+    demo.add_argument("-f", "--force", action="store_true",
+                      help="write into a folder that is not empty, replacing the demo's own "
+                      "files there (sample.kK.png, side_by_side.png, report.json) and no others")
     demo.set_defaults(handler=_cmd_demo)
-
-
-def _k_or_auto(text: str) -> int | str:
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"K must be a number from 1 to 256 or 'auto', got {text!r}") from None
 
 
 def _target(args: argparse.Namespace):
@@ -98,6 +101,12 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         raise errors.InvalidOptionError("--best-effort goes with -k auto and a target")
     if args.output and len(args.inputs) > 1:
         raise errors.InvalidOptionError("-o/--output takes one input; use --out-dir for several")
+    if args.output and args.out_dir:
+        raise errors.InvalidOptionError(
+            "-o/--output and --out-dir exclude each other; give the folder in the -o path")
+    if args.output == "-" and sys.stdout.isatty():
+        raise errors.InvalidOptionError(
+            "refusing to write binary image data to a terminal; redirect it (-o - > out.png)")
     if args.out_dir and not Path(args.out_dir).is_dir():
         raise errors.OutputNotWritableError(
             f"{args.out_dir}: output directory does not exist; create it first"
@@ -116,7 +125,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     for src, outcome in outcomes:
         if isinstance(outcome, BaseException):
             failures.append((src, outcome))
-            _write(f"kmquant: {outcome}", sys.stderr)
+            _write(f"kmquant: {one_line(str(outcome))}", sys.stderr)
             continue
         records.append(outcome.to_dict())
         if not args.quiet and not args.json:
@@ -125,8 +134,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=2))
     if failures:
         if not args.quiet:
-            print(f"kmquant: {len(failures)} of {len(args.inputs)} files failed: "
-                  + ", ".join(str(src) for src, _ in failures), file=sys.stderr)
+            print(one_line(f"kmquant: {len(failures)} of {len(args.inputs)} files failed: "
+                           + ", ".join(str(src) for src, _ in failures)), file=sys.stderr)
         return exit_code_for(failures[0][1])
     return 0
 
@@ -138,14 +147,17 @@ def _one(args: argparse.Namespace, options: dict) -> int:
     auto = options["n_colors"] == "auto"
     progress, close = progress_bar(args, Path(args.inputs[0]).name,
                                    9 if auto else args.max_iter, "choose" if auto else "refine")
+    to_stdout = args.output == "-"  # the image owns stdout: the report goes to stderr
     try:
-        report = compress(args.inputs[0], args.output, progress=progress, **options)
+        report = compress(args.inputs[0], sys.stdout.buffer if to_stdout else args.output,
+                          progress=progress, **options)
     finally:
         close()
+    report_stream = sys.stderr if to_stdout else sys.stdout
     if args.json:
-        print(report.to_json())
+        print(report.to_json(), file=report_stream)
     elif not args.quiet:
-        print(report.to_text())
+        print(report.to_text(), file=report_stream)
     return 0
 
 
@@ -207,19 +219,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ..load import load_image
     from ..plots import save_figure, side_by_side
 
+    options = library_options(args)
     out = Path(args.out_dir)
+    k = args.colors
+    names = [name.format(k=k) for name in DEMO_FILES]
+    _check_demo_folder(out, names, args.force)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise errors.OutputNotWritableError(
             f"{out}: cannot create the folder ({exc.strerror})") from None
-    k = args.colors
     sample = sample_path()
     progress, close = progress_bar(args, "sample", args.max_iter)
-    written = out / f"sample.k{k}.png"
-    try:  # the demo folder is ours: re-running the demo refreshes it
+    written = out / names[0]
+    try:  # an empty or new folder, or --force: the demo's own files may be replaced
         report = compress(sample, written, n_colors=k, force=True, progress=progress,
-                          options=library_options(args))
+                          options=options)
     finally:
         close()
     original = load_image(sample).pixels
@@ -228,11 +243,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     figure = side_by_side(original, quantized, original_bytes=report.original_bytes,
                           compressed_bytes=report.compressed_bytes, psnr=report.psnr,
                           ssim=report.ssim, n_colors=report.colors_used)
-    figure_path = save_figure(figure, out / "side_by_side.png", overwrite=True)
-    write_atomic(out / "report.json", report.to_json().encode(), overwrite=True)
+    figure_path = save_figure(figure, out / names[1], overwrite=True)
+    report_path = write_atomic(out / names[2], report.to_json().encode(), overwrite=True)
     if args.json:
         print(report.to_json())
     elif not args.quiet:
         print(report.to_text())
-        print(f"  figure   {figure_path}\n  report   {out / 'report.json'}")
+        print(f"  figure   {figure_path}\n  report   {report_path}")
     return 0
+
+
+def _check_demo_folder(out: Path, names: list[str], force: bool) -> None:
+    """Refuse, before any work, a demo folder that is a file, or that holds anything without
+    --force (the user's files in it are never touched; with --force only ``names`` are
+    replaced, and those must be regular files)."""
+    from ..encode import check_output
+
+    if out.exists() and not out.is_dir():
+        raise errors.OutputExistsError(
+            f"{out}: is not a folder; give --out-dir a folder for the demo's files")
+    if not out.is_dir():
+        return
+    if not force and any(out.iterdir()):
+        raise errors.OutputExistsError(
+            f"{out}: folder is not empty; pass --force to write the demo's files into it "
+            f"(it replaces {', '.join(names)} and nothing else), or choose another --out-dir")
+    for name in names:
+        check_output(out / name, overwrite=True)

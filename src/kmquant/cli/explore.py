@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._common import check_new_file, engine_options, library_options, progress_bar
+from ._common import check_new_file, engine_options, k_arg, library_options, progress_bar
 
 
 def register(commands) -> None:
@@ -51,7 +51,7 @@ def register(commands) -> None:
         "by its palette colour, the palette marked, and the palette as a swatch strip.",
     )
     scatter.add_argument("image", metavar="IMAGE")
-    scatter.add_argument("-k", "--colors", type=int, default=16, metavar="K",
+    scatter.add_argument("-k", "--colors", type=k_arg, default=16, metavar="K",
                          help="palette size, 1 to 256 (default 16)")
     scatter.add_argument("-o", "--output", metavar="FILE",
                          help="figure (default IMAGE.kK.scatter.png)")
@@ -152,10 +152,12 @@ def _cmd_scatter(args: argparse.Namespace) -> int:
         raise InvalidOptionError(f"--sample must be at least 1 pixel, got {args.sample}")
     output = check_new_file(Path(args.output) if args.output
                             else _beside(args.image, f".k{args.colors}.scatter.png"), args.force)
-    loaded = load_image(args.image, max_pixels=args.max_pixels)
+    options = library_options(args)
+    loaded = load_image(args.image, max_pixels=options.max_pixels, max_memory=options.max_memory,
+                        allow_truncated=options.allow_truncated)
     progress, close = progress_bar(args, Path(args.image).name, args.max_iter)
     try:
-        result = quantize(loaded.pixels, args.colors, progress=progress, options=library_options(args))
+        result = quantize(loaded.pixels, args.colors, progress=progress, options=options)
     finally:
         close()
     fig = scatter_figure(loaded.pixels, result.palette, result.indices, sample_size=args.sample,

@@ -7,6 +7,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
+from ..report import plural
+
 __all__ = ["scatter_figure", "palette_shares"]
 
 _STRIP_COLUMNS = 1000  # resolution of the swatch strip; every used colour gets at least one column
@@ -180,7 +182,7 @@ def _strip_panel(ax: Axes, palette: NDArray[np.uint8], shares: NDArray[np.float6
                height_inches=strip_inches[1])
     unused = palette.shape[0] - used.size
     note = f" ({unused} unused)" if unused else ""
-    ax.set_title(f"palette: {palette.shape[0]} colours{note}, width = share of pixels",
+    ax.set_title(f"palette: {plural(palette.shape[0], 'colour')}{note}, width = share of pixels",
                  fontsize=10)
 
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
 from ..encode import write_atomic
-from ..report import human_bytes
+from ..report import human_bytes, plural
 
 __all__ = ["side_by_side", "save_figure"]
 
@@ -51,7 +51,7 @@ def side_by_side(
     quality = "lossless" if not math.isfinite(psnr) else f"PSNR {psnr:.2f} dB"
     if ssim is not None:
         quality += f", SSIM {ssim:.3f}"
-    colours = f"{n_colors} colours, " if n_colors is not None else ""
+    colours = f"{plural(n_colors, 'colour')}, " if n_colors is not None else ""
     titles = (
         f"original — {human_bytes(original_bytes)}",
         f"quantized — {colours}{human_bytes(compressed_bytes)} "

@@ -19,10 +19,11 @@ _DEFAULT_LATER = ("dither_strength",)
 EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (errors.InvalidOptionError, 2, "invalid option or K (also for command-line usage errors)"),
     (errors.InputNotFoundError, 3, "input file missing or unreadable"),
-    (errors.NotAnImageError, 4, "input is not an image"),
+    (errors.NotAnImageError, 4, "input is not an image in a format kmquant reads"),
     (errors.TruncatedImageError, 5, "image truncated or corrupt"),
     (errors.UnsupportedModeError, 6, "unsupported pixel mode"),
-    (errors.ImageTooLargeError, 7, "image has more pixels than --max-pixels"),
+    (errors.ImageTooLargeError, 7,
+     "image has more pixels than --max-pixels, or needs more memory than --max-memory"),
     (errors.OutputExistsError, 8,
      "output exists (use --force), would overwrite the input, or is not a regular file"),
     (errors.OutputNotWritableError, 9, "output directory missing or not writable"),

@@ -17,6 +17,7 @@ help:
 	@echo "make test      set up $(VENV) with the test extras and run the whole suite"
 	@echo "make sanitize  build the compiled core with AddressSanitizer + UBSan and run its tests"
 	@echo "make bench     run the side-by-side benchmarks (needs ../shared/data/kodak or DATA=dir)"
+	@echo "make fuzz      fuzz the loader with atheris for FUZZ_SECONDS (600); findings in build/fuzz"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +66,18 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_search.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_png.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_cli.py $(if $(DATA),--data $(DATA))
+
+# Coverage-guided fuzzing of the loader and quantizer (tests/fuzz/fuzz_load.py, atheris) over a
+# copy of the seed corpus (libFuzzer adds what it finds to it); a crash, an input over 2 GB or one
+# over 10 s stops the run and is written to build/fuzz/findings/. Replay one with
+# `$(BIN)/python tests/fuzz/fuzz_load.py FILE`; once fixed, add it to tests/fuzz/regressions/.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz: $(VENV)/.test-installed
+	rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus build/fuzz/findings
+	cp tests/fuzz/corpus/* build/fuzz/corpus/
+	$(BIN)/python tests/fuzz/fuzz_load.py build/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
+		-rss_limit_mb=2048 -timeout=10 -artifact_prefix=build/fuzz/findings/ -print_final_stats=1
 
 clean:
 	rm -rf $(VENV) kmquant-demo .pytest_cache src/*.egg-info build dist \

@@ -4,6 +4,7 @@ without the memory it claims, or decoded right. The files are crafted here, byte
 from __future__ import annotations
 
 import io
+import os
 import resource
 import struct
 import subprocess
@@ -159,7 +160,7 @@ def test_cut_files_are_truncated_errors():
     for cut in (len(data) // 2, len(data) // 3):
         with pytest.raises(TruncatedImageError):
             load_image(data[:cut])
-    with pytest.raises(NotAnImageError):  # not even a whole header
+    with pytest.raises(TruncatedImageError, match="starts like a PNG"):  # not a whole header
         load_image(data[:40])
 
 
@@ -313,3 +314,24 @@ def test_the_report_says_when_32_bit_samples_were_scaled(tmp_path):
     report = compress(src, tmp_path / "out.png", n_colors=8)
     assert any("32-bit samples" in note for note in report.notes)
     assert report.psnr is not None and report.psnr > 25  # clipped, it was against a white image
+
+
+def test_a_known_signature_with_a_broken_header_is_corrupt_not_unknown():
+    for data, claimed in ((b"\x89PNG\r\n\x1a\n" + bytes(40), "a PNG"),
+                          (b"\x00\x00\x00\x1cftypavif" + bytes(40), "an AVIF"),
+                          (b"II*\x00" + bytes(40), "a TIFF")):
+        with pytest.raises(TruncatedImageError, match=f"starts like {claimed} file"):
+            load_image(data)
+
+
+def test_decoders_printing_to_stderr_are_silenced_and_stderr_restored(capfd):
+    """libtiff prints its complaints to descriptor 2; the one line kmquant prints is the error.
+    After the decode, descriptor 2 works again."""
+    from pathlib import Path
+
+    broken = (Path(__file__).parent / "fuzz" / "regressions"
+              / "tiff-deflate-bad-check-libtiff-stderr.exit5.tif").read_bytes()
+    with pytest.raises(TruncatedImageError):
+        load_image(broken)
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err == "still here\n"

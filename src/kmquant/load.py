@@ -28,6 +28,7 @@ import io
 import os
 import re
 import struct
+import sys
 import threading
 import warnings
 import zlib
@@ -179,10 +180,15 @@ class _Limits:
 
 def _open(fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None) -> LoadedImage:
     try:
-        with _pillow_guard(limits):
+        with _pillow_guard(limits), _stderr_silenced():
             try:
                 im = Image.open(fp, formats=_formats())  # reads the header only
             except UnidentifiedImageError:
+                claimed = _claimed_format(fp)
+                if claimed is not None:  # a known format's signature, then nonsense
+                    raise TruncatedImageError(
+                        f"{name}: starts like {claimed} file but its header is corrupt; "
+                        "re-export or re-download it") from None
                 raise NotAnImageError(
                     f"{name}: not an image in a format kmquant reads ({_READABLE}); convert it "
                     "to PNG first") from None
@@ -210,6 +216,60 @@ def _open(fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None) -
             "re-download it"
         ) from None
     return LoadedImage(pixels, fmt, mode, path, notes)
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while a decoder runs.
+
+    libtiff (and a few C decoders) print their complaints about a broken file straight to the
+    process's stderr ("ZIPDecode: Decoding error at scanline 0"), around the one line kmquant
+    prints; the decoder's error itself still reaches Python and is reported. Runs under the
+    decode lock, so concurrent decodes do not restore each other's descriptor.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no descriptor 2 (embedded, closed): nothing to do
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+#: File signatures of the formats of :data:`FORMATS` (TGA has none): a file that starts with one
+#: but that Pillow cannot identify is a corrupt file of that format, not "not an image".
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"), (b"\xff\xd8\xff", 0, "JPEG"), (b"GIF8", 0, "GIF"),
+    (b"WEBP", 8, "WebP"), (b"II*\x00", 0, "TIFF"), (b"MM\x00*", 0, "TIFF"), (b"BM", 0, "BMP"),
+    (b"qoif", 0, "QOI"), (b"\x00\x00\x01\x00", 0, "an ICO"), (b"ftypavif", 4, "an AVIF"),
+    (b"ftypavis", 4, "an AVIF"),
+)
+
+
+def _claimed_format(fp: IO[bytes] | Path) -> str | None:
+    """The format whose signature the file starts with, if any."""
+    try:
+        if isinstance(fp, Path):
+            with open(fp, "rb") as handle:
+                head = handle.read(16)
+        else:
+            fp.seek(0)
+            head = fp.read(16)
+    except OSError:
+        return None
+    for signature, at, name in _SIGNATURES:
+        if head[at:at + len(signature)] == signature:
+            return name if name.startswith("an ") else f"a {name}"
+    return None
 
 
 def _formats() -> list[str]:

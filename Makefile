@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip
 K      ?= 32
 # the tests that drive the compiled kernels (run under the sanitizers by `make sanitize`)
 CORE_TESTS := tests/engines/test_native_engine.py tests/engines/test_conformance.py \
-              tests/test_histogram.py tests/test_seeding.py tests/test_dither.py tests/test_remap.py
+              tests/test_histogram.py tests/test_seeding.py tests/test_dither.py tests/test_nearest.py
 
 .PHONY: run test bench sanitize clean help
 

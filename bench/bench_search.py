@@ -64,9 +64,9 @@ from bench_core import (  # noqa: E402
 
 import kmquant  # noqa: E402
 from kmquant.engines import Session, get_engine  # noqa: E402
+from kmquant.nearest import remap  # noqa: E402
 from kmquant.pipeline import prepare  # noqa: E402
 from kmquant.refine import refine  # noqa: E402
-from kmquant.remap import remap  # noqa: E402
 from kmquant.seeding import kmeans_plusplus, seeding_colours  # noqa: E402
 from kmquant.swaps import random_swap  # noqa: E402
 

@@ -31,6 +31,9 @@ _EXPORTS: dict[str, str] = {
     "available_engines": "engines",
     "Report": "report",
     "Options": "options",
+    "Quantizer": "palette",
+    "remap": "palette",
+    "read_palette": "palette",
     **{name: "errors" for name in (
         "KmquantError", "InvalidOptionError", "InputNotFoundError", "ImageReadError",
         "NotAnImageError", "TruncatedImageError", "UnsupportedModeError", "ImageTooLargeError",
@@ -41,7 +44,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "quantize", "Result", "compress", "sweep", "SweepResult", "Target", "KChoice", "load_image",
-    "LoadedImage", "available_engines", "Report", "Options", "sample_path", "__version__",
+    "LoadedImage", "available_engines", "Report", "Options", "Quantizer", "remap", "read_palette",
+    "sample_path", "__version__",
     "KmquantError", "InvalidOptionError", "InputNotFoundError", "ImageReadError",
     "NotAnImageError", "TruncatedImageError", "UnsupportedModeError", "ImageTooLargeError",
     "OutputError", "OutputExistsError", "OutputNotWritableError", "EngineUnavailableError",
@@ -71,6 +75,7 @@ if TYPE_CHECKING:  # what a type checker and an IDE see; at run time __getattr__
     from .ksweep import SweepResult, sweep
     from .load import LoadedImage, load_image
     from .options import Options
+    from .palette import Quantizer, read_palette, remap
     from .pipeline import Result, quantize
     from .report import Report
 

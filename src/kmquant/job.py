@@ -29,6 +29,7 @@ from .engines import get_engine
 from .errors import InvalidOptionError, OutputExistsError
 from .load import load_image
 from .options import OUTPUT_FORMATS, Options
+from .palette import Quantizer, palette_of, remap
 from .pipeline import prepare, quantize_prepared
 from .refine import Progress
 from .report import Report
@@ -53,6 +54,8 @@ def compress(
     output_format: str | None = None,
     force: bool = False,
     measure: bool = True,
+    palette: Any = None,
+    keep_colors: Any = None,
     options: Options | None = None,
     progress: Progress = None,
     **fields: Any,
@@ -94,6 +97,11 @@ def compress(
     measure : bool
         Compute PSNR and SSIM for the report (False leaves them None: faster when nobody reads
         them). ``-k auto`` with a quality target measures its candidates either way.
+    palette : (K, C) uint8 array-like, str or path, optional
+        Map the image to this palette (kept whole and in order: a shared palette, see
+        :mod:`kmquant.palette`) instead of fitting one; ``n_colors`` is then its size.
+    keep_colors : (m, C) uint8 array-like, str or path, optional
+        Colours the fitted palette must hold exactly.
     options : Options, optional
         Every quantization setting at once (its ``n_colors`` gives way to ``n_colors`` here).
     progress : callable, optional
@@ -114,6 +122,14 @@ def compress(
     auto = n_colors == "auto"
     if target is not None and not auto:
         raise InvalidOptionError("a quality or size target needs -k auto (n_colors='auto')")
+    if palette is not None:
+        palette = palette_of(palette)
+        if auto or keep_colors is not None:
+            raise InvalidOptionError(
+                "a given palette sets the colours: it goes without -k auto and --keep-colors")
+        n_colors = len(palette)
+    if keep_colors is not None and auto:
+        raise InvalidOptionError("--keep-colors needs a fixed K (-k N), not -k auto")
     opts = Options.build(options, **fields, n_colors=1 if auto else n_colors)
     stream: BinaryIO | None = None
     path_dst: Path | None = None
@@ -136,17 +152,23 @@ def compress(
         path_dst = _output_path(src, None, out_dir, opts.n_colors, fmt, force)
 
     engine = get_engine(opts.engine)
-    prepared = prepare(loaded.pixels, opts.space)
     choice: KChoice | None = None
     if auto:
         assert target is not None  # set above for -k auto
+        prepared = prepare(loaded.pixels, opts.space)
         choice, result = choose_k(prepared, loaded.pixels, target, opts, engine,
                                   best_effort=best_effort, progress=progress)
         opts = opts.replace(n_colors=choice.k)
         if path_dst is None and stream is None:
             path_dst = _output_path(src, None, out_dir, choice.k, fmt, force)
+    elif palette is not None:
+        result = remap(loaded.pixels, palette, options=opts, progress=progress)
+    elif keep_colors is not None:
+        quantizer = Quantizer(opts, keep_colors=keep_colors).fit(loaded.pixels, progress=progress)
+        result = quantizer.remap(loaded.pixels, progress=progress)
     else:
-        result, _ = quantize_prepared(prepared, opts, engine, progress=progress)
+        result, _ = quantize_prepared(prepare(loaded.pixels, opts.space), opts, engine,
+                                      progress=progress)
     notes = list(loaded.notes) + list(result.notes) + ([choice.reason] if choice else [])
 
     clock = time.perf_counter()

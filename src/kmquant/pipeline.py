@@ -23,9 +23,9 @@ from .engines import Engine, Session, get_engine
 from .errors import ImageTooLargeError
 from .histogram import Histogram, color_histogram
 from .load import ImageSource, LoadedImage, load_image
+from .nearest import nearest_entries
 from .options import Options
 from .refine import Progress, RefineResult, refine, report_progress
-from .remap import nearest_entries
 from .report import plural
 from .seeding import seed_centers
 from .swaps import swap_search

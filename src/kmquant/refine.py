@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .engines import FittingSession, Session
-from .errors import AbortedError
+from .errors import AbortedError, InvalidOptionError
 from .options import DEFAULT_MAX_ITER, DEFAULT_TOL
 
 __all__ = ["RefineResult", "refine", "report_progress", "Progress"]
@@ -53,6 +53,7 @@ def refine(
     tol: float = DEFAULT_TOL,
     seed: int = 0,
     progress: Progress = None,
+    fixed: int = 0,
 ) -> RefineResult:
     """Weighted Lloyd k-means from ``centers`` until the centres stop moving.
 
@@ -75,6 +76,9 @@ def refine(
     progress : callable, optional
         Called as ``progress("refine", iteration, max_iter)``; returning False raises
         :class:`AbortedError`.
+    fixed : int
+        The first ``fixed`` centres stay where they are (colours that must be kept exactly); the
+        others move around them. Needs a step engine (not a whole-fit one).
 
     Returns
     -------
@@ -89,6 +93,9 @@ def refine(
         threshold = tol * float(np.mean((w @ (X - mean) ** 2) / w.sum()))
 
     n_iter, converged = 0, False
+    if fixed and isinstance(session, FittingSession):
+        raise InvalidOptionError(
+            "colours kept exactly need a step engine (native, numpy or torch), not a whole-fit one")
     if isinstance(session, FittingSession):
         centers, n_iter = session.fit(centers, max_iter=max_iter, tol=tol, seed=seed)
         converged = n_iter < max_iter
@@ -97,7 +104,10 @@ def refine(
         labels = None
         for n_iter in range(1, max_iter + 1):
             new_labels, new_centers, _ = session.step(centers)
+            if fixed:
+                new_centers[:fixed] = centers[:fixed]
             empty = np.flatnonzero(np.bincount(new_labels, minlength=k) == 0)  # weights are > 0
+            empty = empty[empty >= fixed]  # a kept colour no pixel is nearest to stays kept
             if empty.size:
                 _reseed_empty(X, w, new_labels, new_centers, empty)
             shift = float(((new_centers - centers) ** 2).sum())

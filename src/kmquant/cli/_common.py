@@ -151,7 +151,8 @@ def progress_bar(args: argparse.Namespace, label: str, total: int, stage: str = 
         return None, lambda: None
     from tqdm import tqdm  # 0.1 s to import: only when a bar is drawn
 
-    bar = tqdm(total=total, desc=label, unit="it" if stage == "refine" else "K", leave=False,
+    bar = tqdm(total=total, desc=label, unit={"refine": "it", "fit": "img"}.get(stage, "K"),
+               leave=False,
                disable=None, file=sys.stderr)
 
     def progress(name: str, done: int, of: int) -> None:

@@ -59,6 +59,17 @@ def register(commands) -> None:
                           "full colour (JPEG and BMP flatten transparency onto white)")
     compress.add_argument("-f", "--force", action="store_true",
                           help="overwrite existing outputs (and the input, if -o names it)")
+    palettes = compress.add_mutually_exclusive_group()
+    palettes.add_argument("--palette", metavar="FILE",
+                          help="map every image to this palette instead of fitting one: an "
+                          "indexed PNG (its palette), a GIMP .gpl, or a text file of hex colours; "
+                          "kept whole and in order, so index i is one colour in every output")
+    palettes.add_argument("--shared-palette", action="store_true",
+                          help="fit one palette of K colours over all the inputs (their colour "
+                          "histograms merged) and map each to it")
+    compress.add_argument("--keep-colors", metavar="COLOURS",
+                          help="colours the palette must hold exactly: hex colours "
+                          "('#ff0000,#00ff00') or a palette file")
     compress.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                           help="worker processes for several files (default 0: one per core)")
     compress.set_defaults(handler=_cmd_compress)
@@ -113,9 +124,25 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         )
     if args.jobs < 0:
         raise errors.InvalidOptionError(f"--jobs must be 0 (one per core) or more, got {args.jobs}")
+    if (args.palette or args.shared_palette) and (args.colors == "auto" or target is not None):
+        raise errors.InvalidOptionError(
+            "--palette and --shared-palette go with a fixed K, not -k auto or a target")
+    if args.palette and args.colors is not None:
+        raise errors.InvalidOptionError("--palette sets the colours; drop -k")
+    if args.palette and args.keep_colors:
+        raise errors.InvalidOptionError(
+            "--palette sets every colour; --keep-colors is for a fitted palette")
     options = dict(n_colors=k, target=target, best_effort=args.best_effort,
                    output_format=args.output_format, force=args.force, out_dir=args.out_dir,
                    measure=not args.quiet or args.json, options=library_options(args))
+    if args.palette:
+        from ..palette import read_palette
+
+        options["palette"] = read_palette(args.palette)
+    elif args.shared_palette:
+        options["palette"] = _shared_palette(args, options["options"].replace(n_colors=k))
+    elif args.keep_colors:
+        options["keep_colors"] = args.keep_colors
     if len(args.inputs) == 1:
         return _one(args, options)
     jobs = min(args.jobs or os.cpu_count() or 1, len(args.inputs))
@@ -159,6 +186,19 @@ def _one(args: argparse.Namespace, options: dict) -> int:
     elif not args.quiet:
         print(report.to_text(), file=report_stream)
     return 0
+
+
+def _shared_palette(args: argparse.Namespace, opts):
+    """One palette fitted over every input (decoded one at a time), with a bar on a terminal."""
+    from ..palette import Quantizer
+
+    progress, close = progress_bar(args, f"palette over {len(args.inputs)} images",
+                                   len(args.inputs), stage="fit")
+    try:
+        quantizer = Quantizer(opts, keep_colors=args.keep_colors)
+        return quantizer.fit(*args.inputs, progress=progress).palette_
+    finally:
+        close()
 
 
 def _in_turn(args: argparse.Namespace, options: dict):

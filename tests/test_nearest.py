@@ -3,7 +3,7 @@ import numpy as np
 from kmquant.colorspace import to_working
 from kmquant.engines import get_engine
 from kmquant.histogram import color_histogram
-from kmquant.remap import remap
+from kmquant.nearest import remap
 
 
 def test_every_pixel_gets_its_exact_nearest_palette_colour(crop_pixels):

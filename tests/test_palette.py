@@ -137,7 +137,10 @@ def test_cli_shared_palette_gives_every_output_the_same_palette(tmp_path, two_im
     done = _run("compress", *map(str, paths), "-k", "12", "--shared-palette", "--out-dir",
                 str(out), "-q", "-j", "1")
     assert done.returncode == 0, done.stderr
-    palettes = [Image.open(out / f"tile{i}.k12.png").getpalette() for i in range(2)]
+    palettes = []
+    for i in range(2):
+        with Image.open(out / f"tile{i}.k12.png") as written:
+            palettes.append(written.getpalette())
     assert palettes[0] == palettes[1] and len(palettes[0]) == 12 * 3
 
 
@@ -148,14 +151,15 @@ def test_cli_palette_file_and_kept_colours(tmp_path, crop_pixels):
     gpl.write_text("GIMP Palette\n255 0 0 red\n0 0 0 black\n255 255 255 white\n")
     done = _run("compress", str(src), "--palette", str(gpl), "-o", str(tmp_path / "a.png"), "-q")
     assert done.returncode == 0, done.stderr
-    written = Image.open(tmp_path / "a.png")
-    assert written.mode == "P" and written.getpalette()[:9] == [255, 0, 0, 0, 0, 0, 255, 255, 255]
+    with Image.open(tmp_path / "a.png") as written:
+        assert written.mode == "P"
+        assert written.getpalette()[:9] == [255, 0, 0, 0, 0, 0, 255, 255, 255]
     done = _run("compress", str(src), "-k", "8", "--keep-colors", "#ff00ff,#00ffff",
                 "-o", str(tmp_path / "b.png"), "-q")
     assert done.returncode == 0, done.stderr
-    colours = {tuple(c) for c in np.asarray(Image.open(tmp_path / "b.png").convert("RGB"))
-               .reshape(-1, 3)}
-    palette = np.asarray(Image.open(tmp_path / "b.png").getpalette(), np.uint8).reshape(-1, 3)
+    with Image.open(tmp_path / "b.png") as written:
+        colours = {tuple(c) for c in np.asarray(written.convert("RGB")).reshape(-1, 3)}
+        palette = np.asarray(written.getpalette(), np.uint8).reshape(-1, 3)
     assert {(255, 0, 255), (0, 255, 255)} <= {tuple(c) for c in palette}
     assert len(colours) <= 8
     for bad, message in ((("--palette", str(gpl), "-k", "8"), "drop -k"),

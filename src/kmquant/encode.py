@@ -397,7 +397,10 @@ def write_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = Fals
             f"{directory}: output directory does not exist; create it or choose another output"
         )
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        # .NAME.PID.RANDOM.tmp: a later run removes it if this process is killed before it can
+        # (kmquant.batch.clean_stale_temporaries)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.{os.getpid()}.",
+                                   suffix=".tmp")
     except OSError as exc:
         raise OutputNotWritableError(
             f"{directory}: cannot write here ({exc.strerror}); choose another output directory"

@@ -65,7 +65,7 @@ def test_many_files_go_on_past_a_bad_one(capsys, photo, tmp_path):
     assert code == 4
     assert (tmp_path / "photo.k4.png").exists() and (tmp_path / "other.k4.png").exists()
     assert not (tmp_path / "bad.k4.png").exists()
-    assert "bad.png: not an image" in err and "1 of 3 files failed" in err
+    assert "bad.png: not an image" in err and "2 done, 0 skipped, 1 failed" in err
     assert "Traceback" not in err
 
 
@@ -128,7 +128,9 @@ def test_usage_errors_are_one_line_exit_2(capsys, photo):
     assert code == 2 and "invalid choice" in _one_clean_line(err)
     code, _, err = _run(capsys, "compress", str(photo), "-k", "lots")
     assert code == 2 and "K must be a whole number from 1 to 256 or 'auto'" in _one_clean_line(err)
-    code, _, err = _run(capsys, "compress", str(photo), str(photo), "-o", "x.png")
+    other = photo.with_name("other.png")
+    other.write_bytes(photo.read_bytes())
+    code, _, err = _run(capsys, "compress", str(photo), str(other), "-o", "x.png")
     assert code == 2 and "one input" in _one_clean_line(err)
 
 
@@ -193,9 +195,11 @@ def test_batch_on_worker_processes_matches_one_process(capsys, photo, tmp_path):
     code, out2, err = _run(capsys, "compress", *sources, str(bad), "-k", "8", "--out-dir",
                            str(many), "--jobs", "2", "--json")
     assert code == 4 and "bad.png: not an image" in err
-    first, second = json.loads(out1), json.loads(out2)
-    assert [r["input"] for r in second] == sources  # input order kept
-    for a, b in zip(first, second):
+    first, second = ([json.loads(line) for line in out.splitlines()] for out in (out1, out2))
+    assert [r["status"] for r in second] == ["done", "done", "done", "failed"]
+    assert [r["input"] for r in second] == sources + [str(bad)]  # input order kept
+    assert second[-1]["exit_code"] == 4
+    for a, b in zip(first[:3], second[:3]):
         assert a["compressed_bytes"] == b["compressed_bytes"] and a["psnr"] == b["psnr"]
     for name in ("a", "b", "c"):
         assert (one / f"{name}.k8.png").read_bytes() == (many / f"{name}.k8.png").read_bytes()

@@ -35,7 +35,13 @@ def register(commands) -> None:
         "curve.",
         epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    compress.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files")
+    compress.add_argument("inputs", nargs="+", metavar="IMAGE",
+                          help="image files, folders (their images) or quoted globs")
+    compress.add_argument("-r", "--recursive", action="store_true",
+                          help="folders: their subfolders too (--out-dir mirrors the tree)")
+    compress.add_argument("--ext", metavar="SUFFIX",
+                          help="output name: the input's stem + SUFFIX (e.g. .min.png) instead of "
+                          ".kK.png")
     compress.add_argument("-k", "--colors", type=k_or_auto_arg, default=None, metavar="K",
                           help="palette size 1 to 256, or 'auto' (default 64; auto when a "
                           "target is given)")
@@ -52,7 +58,9 @@ def register(commands) -> None:
                           help="output file (one input only; default IMAGE.kK.png beside it); "
                           "its extension sets the format (.png, .jpg, .webp, .tif, .bmp, .gif); "
                           "'-' writes the image to standard output and the report to stderr")
-    compress.add_argument("--out-dir", metavar="DIR", help="write outputs into DIR")
+    compress.add_argument("--out-dir", metavar="DIR",
+                          help="write outputs into DIR (created when missing), in the same "
+                          "sub-folders as under each input folder")
     compress.add_argument("--format", choices=OUTPUT_FORMATS, default=None, dest="output_format",
                           help="png: indexed PNG (default, or from the -o extension); input: the "
                           "input's format; or a format name, to write the quantized picture in "
@@ -110,18 +118,23 @@ def _cmd_compress(args: argparse.Namespace) -> int:
             f"-k {k} and a target exclude each other; use -k auto with the target")
     if args.best_effort and k != "auto":
         raise errors.InvalidOptionError("--best-effort goes with -k auto and a target")
-    if args.output and len(args.inputs) > 1:
+    from ..batch import expand_inputs
+
+    files = expand_inputs(args.inputs, recursive=args.recursive)
+    single = len(files) == 1 and files[0][1] is None
+    if args.output and not single:
         raise errors.InvalidOptionError("-o/--output takes one input; use --out-dir for several")
+    if args.ext is not None and (args.output or not args.ext.strip(". ")):
+        raise errors.InvalidOptionError(
+            "--ext names the outputs of inputs (e.g. --ext .min.png); it goes without -o")
     if args.output and args.out_dir:
         raise errors.InvalidOptionError(
             "-o/--output and --out-dir exclude each other; give the folder in the -o path")
     if args.output == "-" and sys.stdout.isatty():
         raise errors.InvalidOptionError(
             "refusing to write binary image data to a terminal; redirect it (-o - > out.png)")
-    if args.out_dir and not Path(args.out_dir).is_dir():
-        raise errors.OutputNotWritableError(
-            f"{args.out_dir}: output directory does not exist; create it first"
-        )
+    if args.out_dir and Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        raise errors.OutputNotWritableError(f"{args.out_dir}: is a file, not a folder")
     if args.jobs < 0:
         raise errors.InvalidOptionError(f"--jobs must be 0 (one per core) or more, got {args.jobs}")
     if (args.palette or args.shared_palette) and (args.colors == "auto" or target is not None):
@@ -143,28 +156,116 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         options["palette"] = _shared_palette(args, options["options"].replace(n_colors=k))
     elif args.keep_colors:
         options["keep_colors"] = args.keep_colors
-    if len(args.inputs) == 1:
+    if single:
+        if args.out_dir:
+            Path(args.out_dir).mkdir(parents=True, exist_ok=True)
         return _one(args, options)
-    jobs = min(args.jobs or os.cpu_count() or 1, len(args.inputs))
-    outcomes = _in_pool(args, options, jobs) if jobs > 1 else _in_turn(args, options)
+    return _batch(args, options, files)
+
+
+def _batch(args: argparse.Namespace, options: dict, files) -> int:
+    """Many files: outputs planned and checked before any work, up-to-date ones skipped, the
+    rest on worker processes; one record per file (text, or a JSON line with --json) and a
+    summary. SIGTERM ends it like Ctrl-C: workers stopped at once, nothing half-written left."""
+    import signal
+
+    from ..batch import clean_stale_temporaries, plan_outputs
+    from ..job import default_output_path
+
+    k = options["n_colors"]
+    extension = {None: ".png", "png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif",
+                 "bmp": ".bmp", "gif": ".gif"}
+
+    def name_of(src: Path) -> str:
+        if args.ext:
+            return src.stem + args.ext
+        suffix = src.suffix if args.output_format == "input" else extension[args.output_format]
+        return f"{default_output_path(src, k).stem}{suffix}"
+
+    outputs = plan_outputs(files, out_dir=args.out_dir, name_of=name_of)
+    for folder in sorted({dst.parent for dst in outputs}):
+        if args.out_dir:
+            folder.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries([dst.parent for dst in outputs])
+    tasks, skipped = [], []
+    for (src, _), dst in zip(files, outputs):
+        if not args.force and _up_to_date(src, dst):
+            skipped.append((src, dst))
+        else:  # -k auto names its output from the K it chooses: the job does, in that folder
+            tasks.append((str(src), None if k == "auto" else str(dst), str(dst.parent)))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run_batch(args, options, tasks, skipped)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _up_to_date(src: Path, dst: Path) -> bool:
+    try:
+        return dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime
+    except OSError:
+        return False
+
+
+def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped) -> int:
+    settings = options["options"]
+    used = dict(vars(settings), n_colors=options["n_colors"])  # the options each file ran with
     failures: list[tuple[str, BaseException]] = []
-    records = []
-    for src, outcome in outcomes:
+    done: list = []
+    for src, dst in skipped:
+        _emit(args, {"input": str(src), "output": str(dst), "status": "skipped",
+                     "reason": "up to date (the output is newer than the input)"}, None)
+    jobs = min(args.jobs or os.cpu_count() or 1, max(1, len(tasks)))
+    outcomes = _in_pool(args, options, tasks, jobs) if jobs > 1 else _in_turn(args, options, tasks)
+    # outcomes first: after the last one the generator runs to its end (the pool shuts down)
+    for outcome, (src, dst, _) in zip(outcomes, tasks):
         if isinstance(outcome, BaseException):
             failures.append((src, outcome))
-            _write(f"kmquant: {one_line(str(outcome))}", sys.stderr)
+            _emit(args, {"input": src, "output": dst, "status": "failed",
+                         "error": one_line(str(outcome)), "exit_code": exit_code_for(outcome),
+                         "options": used}, f"kmquant: {one_line(str(outcome))}")
             continue
-        records.append(outcome.to_dict())
-        if not args.quiet and not args.json:
-            _write(outcome.to_text(), sys.stdout)
-    if args.json:
-        print(json.dumps(records, indent=2))
+        done.append(outcome)
+        record = {"status": "done", **outcome.to_dict(), "options": used}
+        _emit(args, record, outcome.to_text())
+    if not args.quiet:
+        print(one_line(_summary(done, len(skipped), failures)), file=sys.stderr)
     if failures:
-        if not args.quiet:
-            print(one_line(f"kmquant: {len(failures)} of {len(args.inputs)} files failed: "
-                           + ", ".join(str(src) for src, _ in failures)), file=sys.stderr)
         return exit_code_for(failures[0][1])
     return 0
+
+
+def _emit(args: argparse.Namespace, record: dict, text: str | None) -> None:
+    """One file's record: a JSON line with --json, else its text (failures on stderr)."""
+    if record["status"] == "failed" and not args.quiet:
+        _write(text or "", sys.stderr)  # with --json too: the record says it for programs
+    if args.json:
+        _write(json.dumps(record, default=str), sys.stdout)
+    elif record["status"] == "failed":
+        return
+    elif not args.quiet and text is not None:
+        _write(text, sys.stdout)
+    elif not args.quiet and record["status"] == "skipped":
+        _write(f"{record['input']}: skipped, {record['reason']}", sys.stdout)
+
+
+def _summary(done: list, n_skipped: int, failures: list) -> str:
+    saved = sum(r.original_bytes - r.compressed_bytes for r in done)
+    before = sum(r.original_bytes for r in done)
+    psnrs = [r.psnr for r in done if r.psnr is not None and r.psnr != float("inf")]
+    parts = [f"kmquant: {len(done)} done, {n_skipped} skipped, {len(failures)} failed"]
+    if done:
+        parts.append(f"{saved / 2**20:.1f} MB saved ({saved / max(before, 1):.0%})")
+    if psnrs:
+        parts.append(f"mean PSNR {sum(psnrs) / len(psnrs):.2f} dB")
+    text = "; ".join(parts)
+    if failures:
+        text += " — failed: " + ", ".join(str(src) for src, _ in failures)
+    return text
 
 
 def _one(args: argparse.Namespace, options: dict) -> int:
@@ -201,17 +302,19 @@ def _shared_palette(args: argparse.Namespace, opts):
         close()
 
 
-def _in_turn(args: argparse.Namespace, options: dict):
-    """Files one after another; yields (path, Report or the KmquantError it raised)."""
+def _in_turn(args: argparse.Namespace, options: dict, tasks):
+    """Files one after another; yields the Report or the KmquantError of each task."""
     from tqdm import tqdm
 
-    for src in tqdm(args.inputs, desc="images", unit="img", file=sys.stderr,
-                    disable=None if not args.quiet and not args.json else True):
-        yield src, _compress_one(src, options)
+    for task in tqdm(tasks, desc="images", unit="img", file=sys.stderr,
+                     disable=None if not args.quiet and not args.json else True):
+        yield _compress_one(task, options)
 
 
-def _in_pool(args: argparse.Namespace, options: dict, jobs: int):
-    """Files on ``jobs`` worker processes, results in input order."""
+def _in_pool(args: argparse.Namespace, options: dict, tasks, jobs: int):
+    """Tasks on ``jobs`` worker processes, results in task order. Interrupted (Ctrl-C,
+    SIGTERM), the workers are stopped at once: each removes the temporary file of the write
+    under way; the files already written are whole and were reported."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -219,31 +322,66 @@ def _in_pool(args: argparse.Namespace, options: dict, jobs: int):
 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["kmquant.job"])  # import once, fork the workers from it
-    bar = tqdm(total=len(args.inputs), desc=f"images ({jobs} processes)", unit="img",
+    bar = tqdm(total=len(tasks), desc=f"images ({jobs} processes)", unit="img",
                file=sys.stderr, disable=None if not args.quiet and not args.json else True)
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=single_threaded_worker) as pool:
-        futures = [pool.submit(_compress_one, src, options) for src in args.inputs]
-        try:
-            for src, future in zip(args.inputs, futures):
-                outcome = future.result()
-                bar.update(1)
-                yield src, outcome
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        finally:
-            bar.close()
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    futures = [pool.submit(_compress_one, task, options) for task in tasks]
+    stopped = False
+    try:
+        for future in futures:
+            outcome = future.result()
+            bar.update(1)
+            yield outcome
+    except BaseException:
+        # no future.cancel() here: the executor marks the pending ones broken itself once its
+        # workers are gone (cancelling them too makes it fail, CPython 3.11)
+        stopped = True
+        _stop_workers(pool)
+        raise
+    finally:
+        bar.close()
+        pool.shutdown(wait=True, cancel_futures=not stopped)
 
 
-def _compress_one(src: str, options: dict):
-    """Compress one file; a KmquantError is returned, not raised, so a batch goes on."""
+def _stop_workers(pool, grace: float = 1.5) -> None:
+    """SIGTERM every worker (each unwinds its write, removing the temporary file), SIGKILL
+    what is left after ``grace`` seconds."""
+    import time
+
+    processes = list(getattr(pool, "_processes", {}).values())  # the executor's own handles
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+
+
+def _worker_init(parent: int) -> None:
+    from ..batch import worker_setup
+
+    worker_setup(parent)
+    single_threaded_worker()
+
+
+def _compress_one(task: tuple[str, str | None, str], options: dict):
+    """Compress one file; a KmquantError is returned, not raised, so a batch goes on. Stopped
+    by SIGTERM (a worker), the process ends once the write under way has cleaned up."""
+    from ..batch import Stopped, stoppable
     from ..job import compress
 
+    src, dst, folder = task
     try:
-        return compress(src, **options)
+        with stoppable():
+            return compress(src, dst, **dict(options, out_dir=folder if dst is None else None))
     except errors.KmquantError as exc:
         return exc
+    except Stopped:
+        os._exit(143)
 
 
 def _write(text: str, stream) -> None:

@@ -173,3 +173,19 @@ def test_a_killed_parent_takes_its_workers_with_it(tmp_path):
     done = _kmquant("compress", "in", "--out-dir", "out", "-k", "8", "-q", cwd=tmp_path)
     assert done.returncode in (0, 8)
     assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_skip_if_larger_writes_nothing_and_says_so(tree):
+    with Image.open(tree / "a" / "photo.png") as image:
+        image.save(tree / "a" / "tiny.jpg", quality=5)  # a JPEG far smaller than any PNG of it
+    done = _kmquant("compress", "a/tiny.jpg", "-k", "64", "--skip-if-larger", cwd=tree)
+    assert done.returncode == 98 and "would be larger than the input" in done.stderr
+    assert not (tree / "a" / "tiny.k64.png").exists()
+    done = _kmquant("compress", "a", "--out-dir", "out", "-k", "64", "--skip-if-larger",
+                    "--json", cwd=tree)
+    assert done.returncode == 0, done.stderr
+    records = {Path(r["input"]).name: r for r in map(json.loads, done.stdout.splitlines())}
+    assert records["tiny.jpg"]["status"] == "skipped" and records["tiny.jpg"]["exit_code"] == 98
+    assert records["photo.png"]["status"] == "done"
+    assert not (tree / "out" / "tiny.k64.png").exists()
+    assert "1 skipped" in done.stderr

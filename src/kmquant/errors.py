@@ -22,6 +22,7 @@ __all__ = [
     "EngineUnavailableError",
     "AbortedError",
     "TargetUnreachableError",
+    "OutputLargerError",
 ]
 
 
@@ -79,3 +80,8 @@ class AbortedError(KmquantError):
 
 class TargetUnreachableError(KmquantError):
     """No K up to 256 meets the quality or size target of ``-k auto``."""
+
+
+class OutputLargerError(KmquantError):
+    """With ``skip_if_larger``: the output would be larger than the input, so nothing was
+    written (pngquant's ``--skip-if-larger``, exit 98)."""

@@ -26,7 +26,7 @@ from .encode import (
     write_atomic,
 )
 from .engines import get_engine
-from .errors import InvalidOptionError, OutputExistsError
+from .errors import InvalidOptionError, OutputExistsError, OutputLargerError
 from .load import load_image
 from .options import OUTPUT_FORMATS, Options
 from .palette import Quantizer, palette_of, remap
@@ -56,6 +56,7 @@ def compress(
     measure: bool = True,
     palette: Any = None,
     keep_colors: Any = None,
+    skip_if_larger: bool = False,
     options: Options | None = None,
     progress: Progress = None,
     **fields: Any,
@@ -102,6 +103,9 @@ def compress(
         :mod:`kmquant.palette`) instead of fitting one; ``n_colors`` is then its size.
     keep_colors : (m, C) uint8 array-like, str or path, optional
         Colours the fitted palette must hold exactly.
+    skip_if_larger : bool
+        Write nothing, and raise :class:`OutputLargerError`, when the output would be larger
+        than the input file.
     options : Options, optional
         Every quantization setting at once (its ``n_colors`` gives way to ``n_colors`` here).
     progress : callable, optional
@@ -195,6 +199,10 @@ def compress(
         notes.append(f"SSIM and ΔE2000 measured on a seeded {quality.sample:.0%} of the rows "
                      f"(the image has over {metrics.SAMPLE_ABOVE:,} pixels); PSNR on every pixel")
     original_bytes = src.stat().st_size
+    if skip_if_larger and len(data) > original_bytes:
+        raise OutputLargerError(
+            f"{src}: skipped, the output ({len(data):,} bytes) would be larger than the input "
+            f"({original_bytes:,} bytes); nothing written")
 
     # everything that can fail has run: now the output appears, whole
     if stream is not None:

@@ -78,6 +78,9 @@ def register(commands) -> None:
     compress.add_argument("--keep-colors", metavar="COLOURS",
                           help="colours the palette must hold exactly: hex colours "
                           "('#ff0000,#00ff00') or a palette file")
+    compress.add_argument("--skip-if-larger", action="store_true",
+                          help="write nothing for an image whose output would be larger than "
+                          "it (exit 98 for one file; counted as skipped in a batch)")
     compress.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                           help="worker processes for several files (default 0: one per core)")
     compress.set_defaults(handler=_cmd_compress)
@@ -147,7 +150,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
             "--palette sets every colour; --keep-colors is for a fitted palette")
     options = dict(n_colors=k, target=target, best_effort=args.best_effort,
                    output_format=args.output_format, force=args.force, out_dir=args.out_dir,
-                   measure=not args.quiet or args.json, options=library_options(args))
+                   measure=not args.quiet or args.json, options=library_options(args),
+                   skip_if_larger=args.skip_if_larger)
     if args.palette:
         from ..palette import read_palette
 
@@ -222,7 +226,14 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped) -> int:
     jobs = min(args.jobs or os.cpu_count() or 1, max(1, len(tasks)))
     outcomes = _in_pool(args, options, tasks, jobs) if jobs > 1 else _in_turn(args, options, tasks)
     # outcomes first: after the last one the generator runs to its end (the pool shuts down)
+    n_skipped = len(skipped)
     for outcome, (src, dst, _) in zip(outcomes, tasks):
+        if isinstance(outcome, errors.OutputLargerError):
+            n_skipped += 1
+            _emit(args, {"input": src, "output": dst, "status": "skipped",
+                         "reason": "the output would be larger than the input",
+                         "exit_code": exit_code_for(outcome)}, None)
+            continue
         if isinstance(outcome, BaseException):
             failures.append((src, outcome))
             _emit(args, {"input": src, "output": dst, "status": "failed",
@@ -233,7 +244,7 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped) -> int:
         record = {"status": "done", **outcome.to_dict(), "options": used}
         _emit(args, record, outcome.to_text())
     if not args.quiet:
-        print(one_line(_summary(done, len(skipped), failures)), file=sys.stderr)
+        print(one_line(_summary(done, n_skipped, failures)), file=sys.stderr)
     if failures:
         return exit_code_for(failures[0][1])
     return 0

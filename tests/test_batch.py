@@ -189,3 +189,19 @@ def test_skip_if_larger_writes_nothing_and_says_so(tree):
     assert records["photo.png"]["status"] == "done"
     assert not (tree / "out" / "tiny.k64.png").exists()
     assert "1 skipped" in done.stderr
+
+
+def test_standard_input_to_standard_output(tree):
+    src = (tree / "a" / "photo.png").read_bytes()
+    done = subprocess.run([sys.executable, "-m", "kmquant", "compress", "-", "-o", "-", "-k", "8",
+                           "--json"], input=src, capture_output=True, cwd=tree)
+    assert done.returncode == 0, done.stderr
+    import io
+
+    with Image.open(io.BytesIO(done.stdout)) as written:
+        assert written.mode == "P" and written.size == (96, 64)
+    report = json.loads(done.stderr)
+    assert report["input"] == "<stdin>" and report["original_bytes"] == len(src)
+    missing = subprocess.run([sys.executable, "-m", "kmquant", "compress", "-", "-k", "8"],
+                             input=src, capture_output=True, cwd=tree)
+    assert missing.returncode == 2 and b"give -o FILE" in missing.stderr

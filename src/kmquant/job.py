@@ -44,7 +44,7 @@ def default_output_path(src: str | os.PathLike, n_colors: int, fmt: str = "PNG")
 
 
 def compress(
-    src: str | os.PathLike,
+    src: str | os.PathLike | bytes,
     dst: str | os.PathLike | BinaryIO | None = None,
     *,
     out_dir: str | os.PathLike | None = None,
@@ -68,8 +68,9 @@ def compress(
 
     Parameters
     ----------
-    src : path
+    src : path or bytes
         The input image; never overwritten unless ``force`` and ``dst`` is the same file.
+        Bytes are an encoded file (read from standard input, say); ``dst`` is then needed.
     dst : path or binary file object, optional
         Output path; default ``<stem>.k<K>.png`` (or the format's extension) beside ``src``,
         or in ``out_dir``. A path must be a regular file (or new): devices, FIFOs, sockets and
@@ -141,6 +142,13 @@ def compress(
         path_dst = Path(dst)
     elif dst is not None:  # a binary file object: the bytes go there
         stream = dst
+    given: bytes | None = None  # the image itself (standard input), not a path
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        given, src = bytes(src), Path("<stdin>")
+        if dst is None:
+            raise InvalidOptionError(
+                "an image from standard input has no name to derive the output's from; give "
+                "-o FILE (or -o - for standard output)")
     src = Path(src)
     if path_dst is not None:  # fail before the work when the output is known
         path_dst = _output_path(src, path_dst, out_dir, opts.n_colors, "PNG", force)
@@ -149,8 +157,8 @@ def compress(
     if target is not None and target.kind == "max_bytes" and output_format != "png":
         raise InvalidOptionError(
             "--max-bytes sizes the indexed PNG; write a .png (or give --format png)")
-    loaded = load_image(src, max_pixels=opts.max_pixels, max_memory=opts.max_memory,
-                        allow_truncated=opts.allow_truncated)
+    loaded = load_image(src if given is None else given, max_pixels=opts.max_pixels,
+                        max_memory=opts.max_memory, allow_truncated=opts.allow_truncated)
     fmt = _pillow_format(output_format, loaded.format, path_dst)
     if path_dst is None and stream is None and not auto:
         path_dst = _output_path(src, None, out_dir, opts.n_colors, fmt, force)
@@ -198,7 +206,7 @@ def compress(
     if quality.sample is not None:
         notes.append(f"SSIM and ΔE2000 measured on a seeded {quality.sample:.0%} of the rows "
                      f"(the image has over {metrics.SAMPLE_ABOVE:,} pixels); PSNR on every pixel")
-    original_bytes = src.stat().st_size
+    original_bytes = src.stat().st_size if given is None else len(given)
     if skip_if_larger and len(data) > original_bytes:
         raise OutputLargerError(
             f"{src}: skipped, the output ({len(data):,} bytes) would be larger than the input "

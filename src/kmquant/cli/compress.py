@@ -287,8 +287,15 @@ def _one(args: argparse.Namespace, options: dict) -> int:
     progress, close = progress_bar(args, Path(args.inputs[0]).name,
                                    9 if auto else args.max_iter, "choose" if auto else "refine")
     to_stdout = args.output == "-"  # the image owns stdout: the report goes to stderr
+    source: str | bytes = args.inputs[0]
+    if source == "-":  # the image comes on standard input
+        if sys.stdin.isatty():
+            raise errors.InvalidOptionError(
+                "'-' reads the image from standard input, but that is a terminal; pipe a file "
+                "in (kmquant compress - -o out.png < photo.png)")
+        source = sys.stdin.buffer.read()
     try:
-        report = compress(args.inputs[0], sys.stdout.buffer if to_stdout else args.output,
+        report = compress(source, sys.stdout.buffer if to_stdout else args.output,
                           progress=progress, **options)
     finally:
         close()

@@ -205,3 +205,43 @@ def test_standard_input_to_standard_output(tree):
     missing = subprocess.run([sys.executable, "-m", "kmquant", "compress", "-", "-k", "8"],
                              input=src, capture_output=True, cwd=tree)
     assert missing.returncode == 2 and b"give -o FILE" in missing.stderr
+
+
+def _with_profile(tree: Path) -> tuple[Path, bytes]:
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tree / "a" / "profiled.png"
+    with Image.open(tree / "a" / "photo.png") as image:
+        image.save(path, icc_profile=icc)
+    return path, icc
+
+
+def test_an_icc_profile_is_kept_converted_or_stripped_and_the_report_says_which(tree):
+    from kmquant.job import compress
+
+    path, icc = _with_profile(tree)
+    kept = compress(path, tree / "kept.png", n_colors=16)
+    with Image.open(tree / "kept.png") as written:
+        assert written.info.get("icc_profile") == icc
+    assert any("kept in the output" in note for note in kept.notes)
+    converted = compress(path, tree / "srgb.png", n_colors=16, srgb=True)
+    with Image.open(tree / "srgb.png") as written:
+        assert "icc_profile" not in written.info
+    assert any("to sRGB" in note for note in converted.notes)
+    assert abs(converted.psnr - kept.psnr) < 1.0  # sRGB to sRGB: about the same picture
+    stripped = compress(path, tree / "strip.jpg", n_colors=16, strip=True)
+    with Image.open(tree / "strip.jpg") as written:
+        assert "icc_profile" not in written.info
+    assert any("--strip" in note for note in stripped.notes)
+    compress(path, tree / "kept.jpg", n_colors=16)
+    with Image.open(tree / "kept.jpg") as written:
+        assert written.info.get("icc_profile") == icc
+
+
+def test_an_animation_says_that_only_its_first_frame_was_quantized(tree):
+    from kmquant.job import compress
+
+    frames = Path(__file__).parent / "fuzz" / "corpus" / "gif_animated.gif"
+    report = compress(frames, tree / "anim.png", n_colors=8)
+    assert any("2 frames" in note and "only the first" in note for note in report.notes)

@@ -162,7 +162,11 @@ _PALETTE, _GREY = 3, 0  # PNG colour types
 
 
 def encode_png(
-    palette: NDArray[np.uint8], indices: NDArray[np.uint8], *, level: int | None = None
+    palette: NDArray[np.uint8],
+    indices: NDArray[np.uint8],
+    *,
+    level: int | None = None,
+    icc_profile: bytes | None = None,
 ) -> bytes:
     """Encode an indexed PNG as small as we can make it.
 
@@ -177,6 +181,8 @@ def encode_png(
     level : int, optional
         libdeflate compression level, 1 (fastest) to 12 (smallest); default
         :func:`default_level` for the image's size.
+    icc_profile : bytes, optional
+        An ICC profile to embed (iCCP chunk), so that viewers show the colours as meant.
 
     Returns
     -------
@@ -194,7 +200,10 @@ def encode_png(
         raise InvalidOptionError(f"deflate level must be an integer from 1 to 12, got {level!r}")
     indices = np.ascontiguousarray(indices, dtype=np.uint8)
     rgb = np.repeat(palette, 3, axis=1) if channels == 1 else palette[:, :3]
-    chunks = [(b"PLTE", np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())]
+    # an ICC profile (iCCP) comes before the palette; viewers then show the colours as meant
+    profile = [(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile, 9))] \
+        if icc_profile else []
+    chunks = profile + [(b"PLTE", np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())]
     if channels == 4:
         translucent = np.flatnonzero(palette[:, 3] < 255)
         if translucent.size:
@@ -202,7 +211,7 @@ def encode_png(
     bits = png_bit_depth(k)
     candidates = [_png(indices, bits, _PALETTE, chunks, level)]
     if channels == 1:
-        candidates.append(_png(palette[:, 0][indices], 8, _GREY, [], level))
+        candidates.append(_png(palette[:, 0][indices], 8, _GREY, profile, level))
     return min(candidates, key=len)
 
 
@@ -235,7 +244,9 @@ def _chunk(kind: bytes, payload: bytes | bytearray) -> bytes:
             + struct.pack(">I", zlib.crc32(kind + payload)))
 
 
-def encode_as(pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95) -> bytes:
+def encode_as(
+    pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95, icc_profile: bytes | None = None
+) -> bytes:
     """Encode full-colour pixels in a Pillow format (JPEG, WebP, TIFF, BMP, GIF, PNG).
 
     Parameters
@@ -246,6 +257,9 @@ def encode_as(pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95) -> byte
         get RGBA pixels flattened onto white (:func:`flatten`).
     quality : int
         For lossy formats.
+    icc_profile : bytes, optional
+        Embedded where the format has a place for it (JPEG, WebP, PNG, TIFF; BMP and GIF
+        have none).
     """
     fmt = fmt.upper()
     if fmt == "JPG":
@@ -259,12 +273,15 @@ def encode_as(pixels: NDArray[np.uint8], fmt: str, *, quality: int = 95) -> byte
         pixels = flatten(pixels)
         channels = 3
     im = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels)
+    profile: dict[str, object] = {"icc_profile": icc_profile} if icc_profile else {}
+    if fmt == "TIFF":
+        return _save(im, fmt, **profile)
     if fmt == "JPEG":
-        return _save(im, fmt, quality=quality)
+        return _save(im, fmt, quality=quality, **profile)
     if fmt == "WEBP":
-        return _save(im, fmt, quality=quality, method=6)
+        return _save(im, fmt, quality=quality, method=6, **profile)
     if fmt == "PNG":
-        return _save(im, fmt, compress_level=9)
+        return _save(im, fmt, compress_level=9, **profile)
     return _save(im, fmt)
 
 

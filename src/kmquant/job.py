@@ -21,6 +21,7 @@ from .encode import (
     check_output,
     describe_encoding,
     encode_as,
+    encode_png,
     flatten,
     format_for_extension,
     write_atomic,
@@ -158,7 +159,8 @@ def compress(
         raise InvalidOptionError(
             "--max-bytes sizes the indexed PNG; write a .png (or give --format png)")
     loaded = load_image(src if given is None else given, max_pixels=opts.max_pixels,
-                        max_memory=opts.max_memory, allow_truncated=opts.allow_truncated)
+                        max_memory=opts.max_memory, allow_truncated=opts.allow_truncated,
+                        srgb=opts.srgb)
     fmt = _pillow_format(output_format, loaded.format, path_dst)
     if path_dst is None and stream is None and not auto:
         path_dst = _output_path(src, None, out_dir, opts.n_colors, fmt, force)
@@ -184,10 +186,14 @@ def compress(
     notes = list(loaded.notes) + list(result.notes) + ([choice.reason] if choice else [])
 
     clock = time.perf_counter()
+    icc = None if opts.strip else loaded.icc_profile
+    if opts.strip and loaded.icc_profile:
+        notes = [n for n in notes if not n.startswith("ICC profile (")]
+        notes.append("ICC profile dropped (--strip): viewers will take the colours as sRGB")
     if fmt == "PNG" and output_format == "png":
-        data = result.to_png()
+        data = encode_png(result.palette, result.indices, icc_profile=icc)
     else:
-        data = encode_as(result.to_array(), fmt)
+        data = encode_as(result.to_array(), fmt, icc_profile=icc)
     encode_seconds = time.perf_counter() - clock
 
     clock = time.perf_counter()

@@ -96,7 +96,10 @@ class LoadedImage:
         Where it came from, if a file.
     notes : tuple of str
         What the conversion to 8 bits did that a reader of the report should know (e.g. 32-bit
-        samples scaled from their range).
+        samples scaled from their range, a profile converted, frames left out).
+    icc_profile : bytes or None
+        The image's embedded ICC profile (None when it had none, or its pixels were converted
+        to sRGB): the output should carry it.
     """
 
     pixels: NDArray[np.uint8]
@@ -104,6 +107,7 @@ class LoadedImage:
     source_mode: str
     path: Path | None = None
     notes: tuple[str, ...] = ()
+    icc_profile: bytes | None = None
 
     @property
     def height(self) -> int:
@@ -124,6 +128,7 @@ def load_image(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     max_memory: int | None = DEFAULT_MAX_MEMORY,
     allow_truncated: bool = False,
+    srgb: bool = False,
 ) -> LoadedImage:
     """Decode a path, bytes, PIL image or array into a :class:`LoadedImage`.
 
@@ -138,6 +143,9 @@ def load_image(
         quantize (:func:`decode_bytes`; ``None``: no limit).
     allow_truncated : bool
         Accept files whose data ends early (the decoder fills the rest).
+    srgb : bool
+        Convert the pixels of an image with an ICC profile to sRGB (its profile is then not
+        kept); by default the profile is kept for the output and the pixels left as they are.
 
     Returns
     -------
@@ -156,7 +164,7 @@ def load_image(
         _check_size(source.width, source.height, max_pixels, "the image")
         pixels, notes = _to_array(_oriented(source))
         return LoadedImage(_normalise(pixels), source.format, source.mode, None, notes)
-    limits = _Limits(max_pixels, max_memory, bool(allow_truncated))
+    limits = _Limits(max_pixels, max_memory, bool(allow_truncated), bool(srgb))
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _open(io.BytesIO(bytes(source)), "the given bytes", limits, None)
     if isinstance(source, (str, os.PathLike)):
@@ -176,6 +184,7 @@ class _Limits:
     max_pixels: int | None
     max_memory: int | None
     allow_truncated: bool
+    srgb: bool = False
 
 
 def _open(fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None) -> LoadedImage:
@@ -202,8 +211,14 @@ def _open(fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None) -
                 _check_size(im.width, im.height, limits.max_pixels, name)
                 if fmt == "PNG" and not limits.allow_truncated:
                     _check_png_data(fp, im, name)
-                pixels, notes = _to_array(_oriented(im))
+                frames = getattr(im, "n_frames", 1)
+                shown, icc, colour_notes = _profiled(im, limits.srgb)
+                pixels, notes = _to_array(_oriented(shown))
                 pixels = _normalise(pixels)
+                notes = notes + colour_notes
+                if frames > 1:
+                    notes += (f"the file holds {frames} frames (an animation or pages); only "
+                              "the first was quantized",)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(_bomb_message(name, exc, limits)) from None
     except DECODER_ERRORS as exc:
@@ -215,7 +230,42 @@ def _open(fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None) -
             f"{name}: the image data is truncated or corrupt ({_cause(exc)}); re-export or "
             "re-download it"
         ) from None
-    return LoadedImage(pixels, fmt, mode, path, notes)
+    return LoadedImage(pixels, fmt, mode, path, notes, icc)
+
+
+def _profiled(im: Image.Image, srgb: bool) -> tuple[Image.Image, bytes | None, tuple[str, ...]]:
+    """``im`` with its ICC profile: kept as it is (the output embeds it), or with ``srgb`` its
+    pixels converted to sRGB (the profile then dropped); a note says which."""
+    icc = im.info.get("icc_profile")
+    if not icc:
+        return im, None, ()
+    description = _profile_name(icc)
+    if not srgb:
+        return im, icc, (f"ICC profile ({description}) kept in the output",)
+    if im.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return im, icc, (f"ICC profile ({description}) kept: --srgb cannot convert {im.mode} "
+                         "pixels",)
+    from PIL import ImageCms
+
+    try:
+        converted = ImageCms.profileToProfile(
+            im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+            outputMode="RGBA" if im.mode == "RGBA" else "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return im, None, (f"the ICC profile ({description}) could not be read: pixels left as "
+                          "they are, profile dropped",)
+    assert converted is not None
+    return converted, None, (f"pixels converted from {description} to sRGB",)
+
+
+def _profile_name(icc: bytes) -> str:
+    try:
+        from PIL import ImageCms
+
+        text = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+        return " ".join(text.split())[:60] or "unnamed"
+    except Exception:  # a broken profile must not stop the pixels from loading
+        return "unreadable"
 
 
 @contextlib.contextmanager

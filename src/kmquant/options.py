@@ -135,6 +135,11 @@ class Options:
     allow_truncated : bool
         Accept images whose data ends early (the missing part is filled by the decoder);
         by default they are refused as truncated.
+    srgb : bool
+        Convert the pixels of images with an ICC profile to sRGB; by default the profile is
+        kept in the output (iCCP) and the pixels left as they are.
+    strip : bool
+        Write no ICC profile (or other metadata) in the output.
     dither : str
         ``none`` (exact nearest colour), ``fs`` (Floyd–Steinberg, serpentine, error clamped) or
         ``ordered`` (8×8 Bayer). Dithering hides banding at the cost of bytes and PSNR.
@@ -174,6 +179,11 @@ class Options:
     allow_truncated: bool = field(default=False, metadata=_cli(
         "--allow-truncated", "accept images whose data ends early (the decoder fills the rest); "
         "refused by default", action="store_true"))
+    srgb: bool = field(default=False, metadata=_cli(
+        "--srgb", "convert images with an ICC profile to sRGB pixels (default: keep the profile "
+        "in the output)", action="store_true"))
+    strip: bool = field(default=False, metadata=_cli(
+        "--strip", "write no ICC profile or other metadata", action="store_true"))
     dither: str = field(default="none", metadata=_cli(
         "--dither", "none (default), fs (Floyd–Steinberg) or ordered (Bayer): hides banding, costs "
         "bytes and PSNR", choices=DITHER_METHODS))
@@ -202,6 +212,10 @@ class Options:
         if self.max_memory is not None:
             _check_int("max_memory", self.max_memory, 2**20, 2**62,
                        hint="max_memory must be a number of bytes of at least 1 MiB")
+        for name in ("srgb", "strip"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidOptionError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.allow_truncated, bool):
             raise InvalidOptionError(
                 f"allow_truncated must be True or False, got {self.allow_truncated!r}")

@@ -224,29 +224,49 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped) -> int:
         _emit(args, {"input": str(src), "output": str(dst), "status": "skipped",
                      "reason": "up to date (the output is newer than the input)"}, None)
     jobs = min(args.jobs or os.cpu_count() or 1, max(1, len(tasks)))
+    existing = {dst for _, dst, _ in tasks if dst is not None and os.path.exists(dst)}
+    reported: set[int] = set()
     outcomes = _in_pool(args, options, tasks, jobs) if jobs > 1 else _in_turn(args, options, tasks)
-    # outcomes first: after the last one the generator runs to its end (the pool shuts down)
     n_skipped = len(skipped)
-    for outcome, (src, dst, _) in zip(outcomes, tasks):
-        if isinstance(outcome, errors.OutputLargerError):
-            n_skipped += 1
-            _emit(args, {"input": src, "output": dst, "status": "skipped",
-                         "reason": "the output would be larger than the input",
-                         "exit_code": exit_code_for(outcome)}, None)
-            continue
-        if isinstance(outcome, BaseException):
-            failures.append((src, outcome))
-            _emit(args, {"input": src, "output": dst, "status": "failed",
-                         "error": one_line(str(outcome)), "exit_code": exit_code_for(outcome),
-                         "options": used}, f"kmquant: {one_line(str(outcome))}")
-            continue
-        done.append(outcome)
-        record = {"status": "done", **outcome.to_dict(), "options": used}
-        _emit(args, record, outcome.to_text())
+    try:
+        for index, outcome in outcomes:
+            reported.add(index)
+            n_skipped += _report(args, tasks[index], outcome, used, done, failures)
+    except KeyboardInterrupt:
+        # a worker may have written its file and been stopped before its report came back:
+        # every file written is reported, so report those from what is on disk
+        for index, (src, dst, _) in enumerate(tasks):
+            if index not in reported and dst is not None and dst not in existing \
+                    and os.path.exists(dst):
+                _emit(args, {"input": src, "output": dst, "status": "done",
+                             "compressed_bytes": os.path.getsize(dst), "options": used,
+                             "note": "written whole; its report was cut short by the interrupt"},
+                      f"{src} → {dst}: written whole (its report was cut short by the interrupt)")
+        raise
     if not args.quiet:
         print(one_line(_summary(done, n_skipped, failures)), file=sys.stderr)
     if failures:
         return exit_code_for(failures[0][1])
+    return 0
+
+
+def _report(args: argparse.Namespace, task, outcome, used: dict, done: list,
+            failures: list) -> int:
+    """Emit one task's record; returns 1 when it counts as skipped."""
+    src, dst, _ = task
+    if isinstance(outcome, errors.OutputLargerError):
+        _emit(args, {"input": src, "output": dst, "status": "skipped",
+                     "reason": "the output would be larger than the input",
+                     "exit_code": exit_code_for(outcome)}, None)
+        return 1
+    if isinstance(outcome, BaseException):
+        failures.append((src, outcome))
+        _emit(args, {"input": src, "output": dst, "status": "failed",
+                     "error": one_line(str(outcome)), "exit_code": exit_code_for(outcome),
+                     "options": used}, f"kmquant: {one_line(str(outcome))}")
+        return 0
+    done.append(outcome)
+    _emit(args, {"status": "done", **outcome.to_dict(), "options": used}, outcome.to_text())
     return 0
 
 
@@ -321,12 +341,12 @@ def _shared_palette(args: argparse.Namespace, opts):
 
 
 def _in_turn(args: argparse.Namespace, options: dict, tasks):
-    """Files one after another; yields the Report or the KmquantError of each task."""
+    """Files one after another; yields (index, the Report or the KmquantError) per task."""
     from tqdm import tqdm
 
-    for task in tqdm(tasks, desc="images", unit="img", file=sys.stderr,
-                     disable=None if not args.quiet and not args.json else True):
-        yield _compress_one(task, options)
+    for index, task in enumerate(tqdm(tasks, desc="images", unit="img", file=sys.stderr,
+                                      disable=None if not args.quiet and not args.json else True)):
+        yield index, _compress_one(task, options)
 
 
 def _in_pool(args: argparse.Namespace, options: dict, tasks, jobs: int):
@@ -346,16 +366,23 @@ def _in_pool(args: argparse.Namespace, options: dict, tasks, jobs: int):
                                initargs=(os.getpid(),))
     futures = [pool.submit(_compress_one, task, options) for task in tasks]
     stopped = False
+    given = 0
     try:
-        for future in futures:
+        for index, future in enumerate(futures):
             outcome = future.result()
             bar.update(1)
-            yield outcome
+            given = index + 1
+            yield index, outcome
     except BaseException:
         # no future.cancel() here: the executor marks the pending ones broken itself once its
         # workers are gone (cancelling them too makes it fail, CPython 3.11)
         stopped = True
         _stop_workers(pool)
+        # files finished out of order before the interrupt are whole: report them too
+        for index in range(given, len(futures)):
+            future = futures[index]
+            if future.done() and not future.cancelled() and future.exception() is None:
+                yield index, future.result()
         raise
     finally:
         bar.close()

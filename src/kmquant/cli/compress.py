@@ -174,16 +174,18 @@ def _batch(args: argparse.Namespace, options: dict, files) -> int:
     import signal
 
     from ..batch import clean_stale_temporaries, plan_outputs
+    from ..encode import EXTENSION_FORMATS
     from ..job import default_output_path
 
     k = options["n_colors"]
-    extension = {None: ".png", "png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif",
-                 "bmp": ".bmp", "gif": ".gif"}
+    # the output format's usual extension: the first one that names it (.png, .jpg, .tif…)
+    extension = {fmt: ext for ext, fmt in reversed(EXTENSION_FORMATS.items())}
 
     def name_of(src: Path) -> str:
         if args.ext:
             return src.stem + args.ext
-        suffix = src.suffix if args.output_format == "input" else extension[args.output_format]
+        fmt = args.output_format or "png"
+        suffix = src.suffix if fmt == "input" else extension[fmt]
         return f"{default_output_path(src, k).stem}{suffix}"
 
     outputs = plan_outputs(files, out_dir=args.out_dir, name_of=name_of)

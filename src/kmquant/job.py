@@ -60,6 +60,7 @@ def compress(
     skip_if_larger: bool = False,
     options: Options | None = None,
     progress: Progress = None,
+    name: str | None = None,
     **fields: Any,
 ) -> Report:
     """Compress an image file to an indexed PNG (or another format) and report on it.
@@ -112,6 +113,9 @@ def compress(
         Every quantization setting at once (its ``n_colors`` gives way to ``n_colors`` here).
     progress : callable, optional
         ``progress(stage, done, total)``; returning False aborts.
+    name : str, optional
+        For bytes: what the report and error messages call the input (a URL; default
+        ``<stdin>``).
     **fields
         Any field of :class:`kmquant.Options`, applied on top of ``options``.
 
@@ -144,8 +148,9 @@ def compress(
     elif dst is not None:  # a binary file object: the bytes go there
         stream = dst
     given: bytes | None = None  # the image itself (standard input), not a path
+    label = str(src) if isinstance(src, (str, os.PathLike)) else (name or "<stdin>")
     if isinstance(src, (bytes, bytearray, memoryview)):
-        given, src = bytes(src), Path("<stdin>")
+        given, src = bytes(src), Path(label)
         if dst is None:
             raise InvalidOptionError(
                 "an image from standard input has no name to derive the output's from; give "
@@ -160,7 +165,7 @@ def compress(
             "--max-bytes sizes the indexed PNG; write a .png (or give --format png)")
     loaded = load_image(src if given is None else given, max_pixels=opts.max_pixels,
                         max_memory=opts.max_memory, allow_truncated=opts.allow_truncated,
-                        srgb=opts.srgb)
+                        srgb=opts.srgb, name=None if given is None else label)
     fmt = _pillow_format(output_format, loaded.format, path_dst)
     if path_dst is None and stream is None and not auto:
         path_dst = _output_path(src, None, out_dir, opts.n_colors, fmt, force)
@@ -215,7 +220,7 @@ def compress(
     original_bytes = src.stat().st_size if given is None else len(given)
     if skip_if_larger and len(data) > original_bytes:
         raise OutputLargerError(
-            f"{src}: skipped, the output ({len(data):,} bytes) would be larger than the input "
+            f"{label}: skipped, the output ({len(data):,} bytes) would be larger than the input "
             f"({original_bytes:,} bytes); nothing written")
 
     # everything that can fail has run: now the output appears, whole
@@ -229,7 +234,7 @@ def compress(
         output = str(path_dst)
     timings = dict(result.timings, encode=encode_seconds, metrics=metrics_seconds)
     return Report(
-        input=str(src),
+        input=label,
         output=output,
         width=loaded.width,
         height=loaded.height,

@@ -129,6 +129,7 @@ def load_image(
     max_memory: int | None = DEFAULT_MAX_MEMORY,
     allow_truncated: bool = False,
     srgb: bool = False,
+    name: str | None = None,
 ) -> LoadedImage:
     """Decode a path, bytes, PIL image or array into a :class:`LoadedImage`.
 
@@ -146,6 +147,8 @@ def load_image(
     srgb : bool
         Convert the pixels of an image with an ICC profile to sRGB (its profile is then not
         kept); by default the profile is kept for the output and the pixels left as they are.
+    name : str, optional
+        What error messages call bytes (a URL, ``<stdin>``); default "the given bytes".
 
     Returns
     -------
@@ -166,7 +169,7 @@ def load_image(
         return LoadedImage(_normalise(pixels), source.format, source.mode, None, notes)
     limits = _Limits(max_pixels, max_memory, bool(allow_truncated), bool(srgb))
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _open(io.BytesIO(bytes(source)), "the given bytes", limits, None)
+        return _open(io.BytesIO(bytes(source)), name or "the given bytes", limits, None)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():

@@ -150,10 +150,15 @@ def test_a_signal_ends_the_batch_promptly_and_loses_nothing(tmp_path, signum):
     assert child.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert _descendants_gone(child.pid, within=3.0), "a worker outlived the batch"
-    written = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "out").glob("*"))
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "out").glob("*")
+                     if p.name != "kmquant-manifest.jsonl")
     assert not [p for p in written if p.endswith(".tmp")], written
     reported = sorted(json.loads(line)["output"] for line in stdout.splitlines())
     assert written == reported  # every file written is whole and was reported
+    manifest = tmp_path / "out" / "kmquant-manifest.jsonl"
+    recorded = [json.loads(line)["output"] for line in manifest.read_text().splitlines()] \
+        if manifest.exists() else []
+    assert set(recorded) <= set(reported)  # the manifest holds only files written whole
     for path in written:
         with Image.open(tmp_path / path) as image:
             image.load()  # whole: it decodes

@@ -17,14 +17,17 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import posixpath
 import re
 import select
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
+from . import storage
 from .errors import InputNotFoundError, InvalidOptionError
 
 __all__ = ["IMAGE_EXTENSIONS", "expand_inputs", "plan_outputs", "clean_stale_temporaries",
@@ -41,22 +44,29 @@ TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
 
 def expand_inputs(
     inputs: Sequence[str], *, recursive: bool = False
-) -> list[tuple[Path, Path | None]]:
+) -> list[tuple[Any, Any]]:
     """Input files from paths, folders and globs, in a stable order, without duplicates.
+
+    An fsspec URL (``s3://bucket/photos``, ``memory://in/a.png``) names a file, a folder or a
+    glob in a store the same way; ``file://`` URLs are local paths.
 
     Returns
     -------
     list of (file, root)
         ``root`` is the folder (or the glob's fixed part) the file was found under, None for a
-        file named directly.
+        file named directly. Local ones are Paths, URLs strings.
 
     Raises
     ------
     InputNotFoundError
         A path that does not exist and matches nothing, or a folder without images.
     """
-    found: list[tuple[Path, Path | None]] = []
+    found: list[tuple[Any, Any]] = []
     for given in inputs:
+        if storage.is_url(given):
+            found += _expand_url(given, recursive)
+            continue
+        given = storage.local_path(given)
         path = Path(given)
         if path.is_dir():
             walk = path.rglob("*") if recursive else path.iterdir()
@@ -74,37 +84,48 @@ def expand_inputs(
                 raise InputNotFoundError(f"{given}: no image matches this pattern")
             fixed = Path(_fixed_part(given))
             found += [(m, fixed) for m in files]
-    unique: dict[str, tuple[Path, Path | None]] = {}
+    unique: dict[str, tuple[Any, Any]] = {}
     for path, where in found:
         unique.setdefault(_key(path), (path, where))
     return list(unique.values())
 
 
 def plan_outputs(
-    files: Sequence[tuple[Path, Path | None]],
+    files: Sequence[tuple[Any, Any]],
     *,
     out_dir: str | os.PathLike | None,
-    name_of: Callable[[Path], str],
-) -> list[Path]:
+    name_of: Callable[[PurePath], str],
+) -> list[Any]:
     """The output path of every input, checked for collisions before any work.
 
     Parameters
     ----------
     files : sequence of (file, root)
         From :func:`expand_inputs`.
-    out_dir : path, optional
+    out_dir : path or URL, optional
         Outputs go here, in the same sub-folders as under the input folder (several folders:
         under the folder that holds them all, so ``a b`` gives ``OUT/a/…`` and ``OUT/b/…``);
         files named directly go straight into it. Else beside the inputs.
     name_of : callable
-        ``name_of(src) -> str``: the output's file name.
+        ``name_of(src) -> str``: the output's file name (``src`` a path; for a URL, its file
+        name as a PurePath).
+
+    Returns
+    -------
+    list of Path or str
+        Local outputs as Paths, URLs as strings.
 
     Raises
     ------
     InvalidOptionError
         Two inputs would write the same output, or an output is another input.
     """
-    outputs = []
+    if out_dir is not None and not storage.is_url(os.fspath(out_dir)):
+        out_dir = storage.local_path(os.fspath(out_dir))
+    if any(isinstance(src, str) for src, _ in files) or \
+            (out_dir is not None and storage.is_url(os.fspath(out_dir))):
+        return _check_collisions(files, _plan_urls(files, out_dir, name_of))
+    outputs: list[Any] = []
     roots = {_key(root): root for _, root in files if root is not None}
     base = None
     if len(roots) > 1:
@@ -124,7 +145,12 @@ def plan_outputs(
             except ValueError:  # found through a link or "..": keep it flat
                 relative = Path()
         outputs.append(Path(out_dir) / relative / name)
-    by_output: dict[str, Path] = {}
+    return _check_collisions(files, outputs)
+
+
+def _check_collisions(files: Sequence[tuple[Any, Any]], outputs: list[Any]) -> list[Any]:
+    """Refuse two inputs with one output, or an output that is another input."""
+    by_output: dict[str, Any] = {}
     inputs = {_key(src): src for src, _ in files}
     for (src, _), dst in zip(files, outputs):
         key = _key(dst)
@@ -247,5 +273,64 @@ def _fixed_part(pattern: str) -> str:
     return str(Path(*parts)) if parts else "."
 
 
-def _key(path: Path) -> str:
+def _expand_url(given: str, recursive: bool) -> list[tuple[Any, Any]]:
+    """A URL's files: the file itself, a folder's images, or a glob's matches."""
+    if storage.is_folder(given):
+        files = list(storage.list_images(given, recursive=recursive,
+                                         extensions=IMAGE_EXTENSIONS))
+        if not files:
+            hint = "" if recursive else " (add --recursive for its subfolders)"
+            raise InputNotFoundError(f"{given}: no images in this folder{hint}")
+        return [(f, given.rstrip("/")) for f in files]
+    if storage.exists(given) or not glob.has_magic(given):
+        if not storage.exists(given):
+            raise InputNotFoundError(f"{given}: no such file; check the URL")
+        return [(given, None)]
+    fs, pattern = storage.filesystem(given)
+    matches = sorted(fs.glob(pattern))
+    scheme = given.split("://", 1)[0]
+    files = [fs.unstrip_protocol(m) for m in matches
+             if PurePath(m).suffix.lower() in IMAGE_EXTENSIONS and fs.isfile(m)]
+    if not files:
+        raise InputNotFoundError(f"{given}: no image matches this pattern")
+    fixed = _fixed_part(given.split("://", 1)[1])
+    return [(f, f"{scheme}://{fixed}") for f in files]
+
+
+def _plan_urls(files: Sequence[tuple[Any, Any]], out_dir: Any, name_of: Callable) -> list[Any]:
+    """:func:`plan_outputs` where a URL is involved: the same layout, by string."""
+    roots = sorted({str(root) for _, root in files if root is not None})
+    base = None
+    if len(roots) > 1:  # several folders: mirrored under the folder holding them all
+        base = posixpath.commonpath([_url_path(r) for r in roots])
+    outputs: list[Any] = []
+    for src, root in files:
+        text = str(src)
+        name = name_of(PurePath(storage.name(text)))
+        if out_dir is None:
+            outputs.append(storage.join(storage.parent(text), name) if storage.is_url(text)
+                           else Path(text).with_name(name))
+            continue
+        relative = ""
+        if root is not None:
+            folder = _url_path(storage.parent(text))
+            anchor = base if base is not None else _url_path(str(root))
+            if folder == anchor or folder.startswith(anchor.rstrip("/") + "/"):
+                relative = posixpath.relpath(folder, anchor) if folder != anchor else ""
+        target = storage.join(os.fspath(out_dir), relative, name) if relative \
+            else storage.join(os.fspath(out_dir), name)
+        outputs.append(target if storage.is_url(target) else Path(target))
+    return outputs
+
+
+def _url_path(location: str) -> str:
+    """A URL's path (or a local path, absolute), for comparing folders."""
+    if storage.is_url(location):
+        return "/" + location.split("://", 1)[1].strip("/")
+    return os.path.abspath(location)
+
+
+def _key(path: Any) -> str:
+    if isinstance(path, str) and storage.is_url(path):
+        return path.rstrip("/")
     return os.path.normcase(os.path.abspath(path))

@@ -23,6 +23,7 @@ __all__ = [
     "AbortedError",
     "TargetUnreachableError",
     "OutputLargerError",
+    "ClusterError",
 ]
 
 
@@ -85,3 +86,8 @@ class TargetUnreachableError(KmquantError):
 class OutputLargerError(KmquantError):
     """With ``skip_if_larger``: the output would be larger than the input, so nothing was
     written (pngquant's ``--skip-if-larger``, exit 98)."""
+
+
+class ClusterError(KmquantError):
+    """The Dask cluster cannot be reached, or gave up on a task after its retries (a worker
+    that died each time, storage that kept failing)."""

@@ -31,6 +31,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (errors.AbortedError, 11, "aborted"),
     (errors.TargetUnreachableError, 12,
      "-k auto: no K up to 256 meets the target (nothing written; see --best-effort)"),
+    (errors.ClusterError, 13,
+     "the Dask scheduler cannot be reached, or a file failed on the cluster after retries"),
     (errors.OutputLargerError, 98,
      "--skip-if-larger: the output would be larger than the input; nothing written"),
     (errors.KmquantError, 1, "other kmquant error"),

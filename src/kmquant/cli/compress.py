@@ -6,20 +6,18 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from .. import errors
 from ..options import OUTPUT_FORMATS
 from ._common import (
     engine_options,
     epilog,
-    exit_code_for,
     k_arg,
     k_or_auto_arg,
     library_options,
     one_line,
     progress_bar,
-    single_threaded_worker,
 )
 
 #: The files ``kmquant demo`` writes (``{k}``: its K); with --force it replaces these only.
@@ -82,7 +80,20 @@ def register(commands) -> None:
                           help="write nothing for an image whose output would be larger than "
                           "it (exit 98 for one file; counted as skipped in a batch)")
     compress.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                          help="worker processes for several files (default 0: one per core)")
+                          help="worker processes for several files (default 0: one per core); "
+                          "with --cluster local, its workers")
+    where = compress.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the batch on a running Dask cluster: its scheduler's address "
+                       "(tcp://host:8786, tls://…) or scheduler file; the workers must reach "
+                       "the inputs and outputs (a shared folder, or s3:// … URLs)")
+    where.add_argument("--cluster", choices=("local",),
+                       help="local: run the batch on a Dask cluster started here on 127.0.0.1 "
+                       "(-j workers); the default process pool is as fast on one machine")
+    compress.add_argument("--manifest", metavar="FILE",
+                          help="the batch's record of finished files, by which a rerun redoes "
+                          "only what changed (default: DIR/kmquant-manifest.jsonl with a local "
+                          "--out-dir; 'none' for no manifest)")
     compress.set_defaults(handler=_cmd_compress)
 
     demo = commands.add_parser(
@@ -121,11 +132,17 @@ def _cmd_compress(args: argparse.Namespace) -> int:
             f"-k {k} and a target exclude each other; use -k auto with the target")
     if args.best_effort and k != "auto":
         raise errors.InvalidOptionError("--best-effort goes with -k auto and a target")
+    from .. import storage
     from ..batch import expand_inputs
 
     files = expand_inputs(args.inputs, recursive=args.recursive)
-    single = len(files) == 1 and files[0][1] is None
-    if args.output and not single:
+    remote = any(storage.is_url(str(x)) for x in (*args.inputs, args.output or "",
+                                                     args.out_dir or ""))
+    if args.output == "-" and remote:
+        raise errors.InvalidOptionError("-o - goes with a local input; give -o a file or URL")
+    one = len(files) == 1 and files[0][1] is None
+    single = one and not remote and not (args.scheduler or args.cluster)
+    if args.output and not one:
         raise errors.InvalidOptionError("-o/--output takes one input; use --out-dir for several")
     if args.ext is not None and (args.output or not args.ext.strip(". ")):
         raise errors.InvalidOptionError(
@@ -136,6 +153,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     if args.output == "-" and sys.stdout.isatty():
         raise errors.InvalidOptionError(
             "refusing to write binary image data to a terminal; redirect it (-o - > out.png)")
+    if args.out_dir and not storage.is_url(args.out_dir):
+        args.out_dir = storage.local_path(args.out_dir)
     if args.out_dir and Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
         raise errors.OutputNotWritableError(f"{args.out_dir}: is a file, not a folder")
     if args.jobs < 0:
@@ -157,7 +176,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
         options["palette"] = read_palette(args.palette)
     elif args.shared_palette:
-        options["palette"] = _shared_palette(args, options["options"].replace(n_colors=k))
+        options["palette"] = _shared_palette(args, options["options"].replace(n_colors=k),
+                                             [src for src, _ in files])
     elif args.keep_colors:
         options["keep_colors"] = args.keep_colors
     if single:
@@ -168,108 +188,231 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace, options: dict, files) -> int:
-    """Many files: outputs planned and checked before any work, up-to-date ones skipped, the
-    rest on worker processes; one record per file (text, or a JSON line with --json) and a
+    """Many files: outputs planned and checked before any work, files unchanged since the
+    manifest's record (or whose output is newer) skipped, the rest on the chosen executor; one
+    record per file (text, or a JSON line with --json), each appended to the manifest, and a
     summary. SIGTERM ends it like Ctrl-C: workers stopped at once, nothing half-written left."""
     import signal
 
+    from .. import storage
     from ..batch import clean_stale_temporaries, plan_outputs
     from ..encode import EXTENSION_FORMATS
     from ..job import default_output_path
+    from ..manifest import options_digest, unchanged
+    from ..tasks import Task
 
     k = options["n_colors"]
     # the output format's usual extension: the first one that names it (.png, .jpg, .tif…)
     extension = {fmt: ext for ext, fmt in reversed(EXTENSION_FORMATS.items())}
 
-    def name_of(src: Path) -> str:
+    def name_of(src: PurePath) -> str:
         if args.ext:
             return src.stem + args.ext
         fmt = args.output_format or "png"
         suffix = src.suffix if fmt == "input" else extension[fmt]
         return f"{default_output_path(src, k).stem}{suffix}"
 
-    outputs = plan_outputs(files, out_dir=args.out_dir, name_of=name_of)
-    for folder in sorted({dst.parent for dst in outputs}):
-        if args.out_dir:
+    if args.output:  # one input named by URL, with its output
+        outputs: list = [storage.local_path(args.output)]
+    else:
+        outputs = plan_outputs(files, out_dir=args.out_dir, name_of=name_of)
+    local = [Path(dst) for dst in outputs if not storage.is_url(str(dst))]
+    if args.out_dir and not storage.is_url(args.out_dir):
+        for folder in sorted({dst.parent for dst in local}):
             folder.mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries([dst.parent for dst in outputs])
+    clean_stale_temporaries([dst.parent for dst in local])
+    used = dict(vars(options["options"]), n_colors=k)  # the options each file runs with
+    # what decides an output's bytes (limits such as --max-memory, whose default depends on
+    # the machine, do not: a batch resumed on another machine keeps its files)
+    decisive = {key: value for key, value in used.items()
+                if key not in ("max_memory", "max_pixels")}
+    digest = options_digest(dict(
+        decisive, output_format=args.output_format, skip_if_larger=args.skip_if_larger,
+        target=repr(options["target"]), palette=options.get("palette"),
+        keep_colors=options.get("keep_colors")))
+    manifest = _manifest(args)
+    records = manifest.records() if manifest is not None else {}
     tasks, skipped = [], []
     for (src, _), dst in zip(files, outputs):
-        if not args.force and _up_to_date(src, dst):
-            skipped.append((src, dst))
-        else:  # -k auto names its output from the K it chooses: the job does, in that folder
-            tasks.append((str(src), None if k == "auto" else str(dst), str(dst.parent)))
+        src, dst = str(src), str(dst)
+        planned = None if k == "auto" else dst  # -k auto: the job names it from the K chosen
+        record = records.get(src)
+        if not args.force and unchanged(record, src, planned, digest):
+            skipped.append((src, record.get("output") if record else dst,
+                            "unchanged since the manifest's record"))
+            continue
+        ours = record is not None and record.get("status") == "done" \
+            and record.get("output") == dst  # this batch's own output of an earlier run
+        if not args.force and not ours and _up_to_date(src, dst):
+            skipped.append((src, dst, "up to date (the output is newer than the input)"))
+            continue
+        tasks.append(Task(src, planned, storage.parent(dst), overwrite=ours))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _run_batch(args, options, tasks, skipped)
+        return _run_batch(args, options, tasks, skipped, used, digest, manifest)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if manifest is not None:
+            manifest.close()
+
+
+def _manifest(args: argparse.Namespace):
+    """The batch's manifest: --manifest FILE, or kmquant-manifest.jsonl in a local --out-dir;
+    none for --manifest none, or without either (outputs beside the inputs, or in a store)."""
+    from .. import storage
+    from ..manifest import MANIFEST_NAME, Manifest
+
+    if args.manifest is not None:
+        if args.manifest.lower() == "none":
+            return None
+        if storage.is_url(args.manifest):
+            raise errors.InvalidOptionError(
+                f"--manifest {args.manifest}: the manifest is synced to disk after every file, "
+                "so it must be a local path")
+        return Manifest(storage.local_path(args.manifest))
+    if args.out_dir and not storage.is_url(args.out_dir):
+        return Manifest(Path(storage.local_path(args.out_dir)) / MANIFEST_NAME)
+    return None
 
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _up_to_date(src: Path, dst: Path) -> bool:
+def _up_to_date(src: str, dst: str) -> bool:
+    from .. import storage
+
     try:
-        return dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime
-    except OSError:
+        source, output = storage.file_state(src), storage.file_state(dst)
+    except (OSError, errors.KmquantError):
         return False
+    return source is not None and output is not None and output[1] >= source[1] > 0
 
 
-def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped) -> int:
-    settings = options["options"]
-    used = dict(vars(settings), n_colors=options["n_colors"])  # the options each file ran with
-    failures: list[tuple[str, BaseException]] = []
-    done: list = []
-    for src, dst in skipped:
-        _emit(args, {"input": str(src), "output": str(dst), "status": "skipped",
-                     "reason": "up to date (the output is newer than the input)"}, None)
-    jobs = min(args.jobs or os.cpu_count() or 1, max(1, len(tasks)))
-    existing = {dst for _, dst, _ in tasks if dst is not None and os.path.exists(dst)}
+def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped, used: dict,
+               digest: str, manifest) -> int:
+    from tqdm import tqdm
+
+    from .. import storage
+
+    tally = _Tally()
+    for src, dst, reason in skipped:
+        _emit(args, {"input": src, "output": dst, "status": "skipped", "reason": reason}, None)
+        tally.skipped += 1
+    outcomes, label = _executor(args, options, tasks)
+    existing = {t.dst for t in tasks if t.dst is not None and _exists(t.dst)}
     reported: set[int] = set()
-    outcomes = _in_pool(args, options, tasks, jobs) if jobs > 1 else _in_turn(args, options, tasks)
-    n_skipped = len(skipped)
+    bar = tqdm(total=len(tasks), desc=label, unit="img", file=sys.stderr,
+               disable=None if not args.quiet and not args.json else True)
     try:
         for index, outcome in outcomes:
             reported.add(index)
-            n_skipped += _report(args, tasks[index], outcome, used, done, failures)
+            bar.update(1)
+            _report(args, tasks[index], outcome, used, digest, tally, manifest)
     except KeyboardInterrupt:
         # a worker may have written its file and been stopped before its report came back:
         # every file written is reported, so report those from what is on disk
-        for index, (src, dst, _) in enumerate(tasks):
+        for index, task in enumerate(tasks):
+            dst = task.dst
             if index not in reported and dst is not None and dst not in existing \
-                    and os.path.exists(dst):
-                _emit(args, {"input": src, "output": dst, "status": "done",
+                    and not storage.is_url(dst) and os.path.exists(dst):
+                _emit(args, {"input": task.src, "output": dst, "status": "done",
                              "compressed_bytes": os.path.getsize(dst), "options": used,
                              "note": "written whole; its report was cut short by the interrupt"},
-                      f"{src} → {dst}: written whole (its report was cut short by the interrupt)")
+                      f"{task.src} → {dst}: written whole (its report was cut short by the "
+                      "interrupt)")
         raise
+    finally:
+        bar.close()
     if not args.quiet:
-        print(one_line(_summary(done, n_skipped, failures)), file=sys.stderr)
-    if failures:
-        return exit_code_for(failures[0][1])
-    return 0
+        print(one_line(tally.summary()), file=sys.stderr)
+    return tally.failures[0][1] if tally.failures else 0
 
 
-def _report(args: argparse.Namespace, task, outcome, used: dict, done: list,
-            failures: list) -> int:
-    """Emit one task's record; returns 1 when it counts as skipped."""
-    src, dst, _ = task
-    if isinstance(outcome, errors.OutputLargerError):
-        _emit(args, {"input": src, "output": dst, "status": "skipped",
-                     "reason": "the output would be larger than the input",
-                     "exit_code": exit_code_for(outcome)}, None)
-        return 1
-    if isinstance(outcome, BaseException):
-        failures.append((src, outcome))
-        _emit(args, {"input": src, "output": dst, "status": "failed",
-                     "error": one_line(str(outcome)), "exit_code": exit_code_for(outcome),
-                     "options": used}, f"kmquant: {one_line(str(outcome))}")
-        return 0
-    done.append(outcome)
-    _emit(args, {"status": "done", **outcome.to_dict(), "options": used}, outcome.to_text())
-    return 0
+def _exists(location: str) -> bool:
+    from .. import storage
+
+    try:
+        return storage.exists(location)
+    except (OSError, errors.KmquantError):
+        return False
+
+
+def _executor(args: argparse.Namespace, options: dict, tasks):
+    """The executor the command line asks for, and the progress bar's label."""
+    from .. import executors
+
+    if args.scheduler or args.cluster:
+        where = args.scheduler or "a local Dask cluster"
+        return executors.on_dask(tasks, options, scheduler=args.scheduler,
+                                 workers=args.jobs), f"images on {where}"
+    jobs = min(args.jobs or os.cpu_count() or 1, max(1, len(tasks)))
+    if jobs > 1:
+        return executors.in_pool(tasks, options, jobs), f"images ({jobs} processes)"
+    return executors.in_turn(tasks, options), "images"
+
+
+class _Tally:
+    """What the summary counts."""
+
+    def __init__(self) -> None:
+        self.done: list[dict] = []
+        self.skipped = 0
+        self.failures: list[tuple[str, int]] = []
+
+    def summary(self) -> str:
+        done = self.done
+        saved = sum(r["original_bytes"] - r["compressed_bytes"] for r in done)
+        before = sum(r["original_bytes"] for r in done)
+        psnrs = [r["psnr"] for r in done if r.get("psnr") is not None]
+        parts = [f"kmquant: {len(done)} done, {self.skipped} skipped, "
+                 f"{len(self.failures)} failed"]
+        if done:
+            parts.append(f"{saved / 2**20:.1f} MB saved ({saved / max(before, 1):.0%})")
+        if psnrs:
+            parts.append(f"mean PSNR {sum(psnrs) / len(psnrs):.2f} dB")
+        text = "; ".join(parts)
+        if self.failures:
+            shown = ", ".join(src for src, _ in self.failures[:10])
+            more = len(self.failures) - 10
+            text += " — failed: " + shown + (f" and {more} more" if more > 0 else "")
+        return text
+
+
+def _report(args: argparse.Namespace, task, outcome, used: dict, digest: str, tally: _Tally,
+            manifest) -> None:
+    """Emit one file's record, count it, and append it to the manifest."""
+    from ..tasks import failure_record
+
+    record = outcome if isinstance(outcome, dict) else failure_record(task.src, task.dst, outcome)
+    record = dict(record, options=used)
+    status = record["status"]
+    if manifest is not None and (status != "skipped" or "exit_code" in record):
+        manifest.append({**{k: v for k, v in record.items() if k != "options"},
+                         "options_digest": digest})
+    if status == "failed":
+        tally.failures.append((task.src, int(record["exit_code"])))
+        _emit(args, record, f"kmquant: {one_line(record['error'])}")
+    elif status == "skipped":
+        tally.skipped += 1
+        _emit(args, record, None)
+    else:
+        tally.done.append(record)
+        _emit(args, record, _report_text(record))
+
+
+def _report_text(record: dict) -> str:
+    """A done record as the report's text."""
+    import dataclasses
+
+    from ..report import Report
+
+    fields = {f.name for f in dataclasses.fields(Report)}
+    values = {key: value for key, value in record.items() if key in fields}
+    values["notes"] = tuple(values.get("notes", ()))
+    if record.get("lossless"):
+        values["psnr"] = float("inf")
+    return Report(**values).to_text()
 
 
 def _emit(args: argparse.Namespace, record: dict, text: str | None) -> None:
@@ -284,21 +427,6 @@ def _emit(args: argparse.Namespace, record: dict, text: str | None) -> None:
         _write(text, sys.stdout)
     elif not args.quiet and record["status"] == "skipped":
         _write(f"{record['input']}: skipped, {record['reason']}", sys.stdout)
-
-
-def _summary(done: list, n_skipped: int, failures: list) -> str:
-    saved = sum(r.original_bytes - r.compressed_bytes for r in done)
-    before = sum(r.original_bytes for r in done)
-    psnrs = [r.psnr for r in done if r.psnr is not None and r.psnr != float("inf")]
-    parts = [f"kmquant: {len(done)} done, {n_skipped} skipped, {len(failures)} failed"]
-    if done:
-        parts.append(f"{saved / 2**20:.1f} MB saved ({saved / max(before, 1):.0%})")
-    if psnrs:
-        parts.append(f"mean PSNR {sum(psnrs) / len(psnrs):.2f} dB")
-    text = "; ".join(parts)
-    if failures:
-        text += " — failed: " + ", ".join(str(src) for src, _ in failures)
-    return text
 
 
 def _one(args: argparse.Namespace, options: dict) -> int:
@@ -329,106 +457,19 @@ def _one(args: argparse.Namespace, options: dict) -> int:
     return 0
 
 
-def _shared_palette(args: argparse.Namespace, opts):
+def _shared_palette(args: argparse.Namespace, opts, files: list):
     """One palette fitted over every input (decoded one at a time), with a bar on a terminal."""
+    from .. import storage
     from ..palette import Quantizer
 
-    progress, close = progress_bar(args, f"palette over {len(args.inputs)} images",
-                                   len(args.inputs), stage="fit")
+    progress, close = progress_bar(args, f"palette over {len(files)} images",
+                                   len(files), stage="fit")
     try:
         quantizer = Quantizer(opts, keep_colors=args.keep_colors)
-        return quantizer.fit(*args.inputs, progress=progress).palette_
+        images = (storage.read_bytes(str(f)) if storage.is_url(str(f)) else f for f in files)
+        return quantizer.fit(*images, progress=progress).palette_
     finally:
         close()
-
-
-def _in_turn(args: argparse.Namespace, options: dict, tasks):
-    """Files one after another; yields (index, the Report or the KmquantError) per task."""
-    from tqdm import tqdm
-
-    for index, task in enumerate(tqdm(tasks, desc="images", unit="img", file=sys.stderr,
-                                      disable=None if not args.quiet and not args.json else True)):
-        yield index, _compress_one(task, options)
-
-
-def _in_pool(args: argparse.Namespace, options: dict, tasks, jobs: int):
-    """Tasks on ``jobs`` worker processes, results in task order. Interrupted (Ctrl-C,
-    SIGTERM), the workers are stopped at once: each removes the temporary file of the write
-    under way; the files already written are whole and were reported."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm import tqdm
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["kmquant.job"])  # import once, fork the workers from it
-    bar = tqdm(total=len(tasks), desc=f"images ({jobs} processes)", unit="img",
-               file=sys.stderr, disable=None if not args.quiet and not args.json else True)
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
-                               initargs=(os.getpid(),))
-    futures = [pool.submit(_compress_one, task, options) for task in tasks]
-    stopped = False
-    given = 0
-    try:
-        for index, future in enumerate(futures):
-            outcome = future.result()
-            bar.update(1)
-            given = index + 1
-            yield index, outcome
-    except BaseException:
-        # no future.cancel() here: the executor marks the pending ones broken itself once its
-        # workers are gone (cancelling them too makes it fail, CPython 3.11)
-        stopped = True
-        _stop_workers(pool)
-        # files finished out of order before the interrupt are whole: report them too
-        for index in range(given, len(futures)):
-            future = futures[index]
-            if future.done() and not future.cancelled() and future.exception() is None:
-                yield index, future.result()
-        raise
-    finally:
-        bar.close()
-        pool.shutdown(wait=True, cancel_futures=not stopped)
-
-
-def _stop_workers(pool, grace: float = 1.5) -> None:
-    """SIGTERM every worker (each unwinds its write, removing the temporary file), SIGKILL
-    what is left after ``grace`` seconds."""
-    import time
-
-    processes = list(getattr(pool, "_processes", {}).values())  # the executor's own handles
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    deadline = time.monotonic() + grace
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join(1.0)
-
-
-def _worker_init(parent: int) -> None:
-    from ..batch import worker_setup
-
-    worker_setup(parent)
-    single_threaded_worker()
-
-
-def _compress_one(task: tuple[str, str | None, str], options: dict):
-    """Compress one file; a KmquantError is returned, not raised, so a batch goes on. Stopped
-    by SIGTERM (a worker), the process ends once the write under way has cleaned up."""
-    from ..batch import Stopped, stoppable
-    from ..job import compress
-
-    src, dst, folder = task
-    try:
-        with stoppable():
-            return compress(src, dst, **dict(options, out_dir=folder if dst is None else None))
-    except errors.KmquantError as exc:
-        return exc
-    except Stopped:
-        os._exit(143)
 
 
 def _write(text: str, stream) -> None:

@@ -299,7 +299,9 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped, used: di
     for src, dst, reason in skipped:
         _emit(args, {"input": src, "output": dst, "status": "skipped", "reason": reason}, None)
         tally.skipped += 1
-    outcomes, label = _executor(args, options, tasks)
+    # workers (on a cluster: other hosts, other folders) get absolute paths; the records
+    # say the paths as they were given
+    outcomes, label = _executor(args, options, [_absolute(t) for t in tasks])
     existing = {t.dst for t in tasks if t.dst is not None and _exists(t.dst)}
     reported: set[int] = set()
     bar = tqdm(total=len(tasks), desc=label, unit="img", file=sys.stderr,
@@ -327,6 +329,20 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped, used: di
     if not args.quiet:
         print(one_line(tally.summary()), file=sys.stderr)
     return tally.failures[0][1] if tally.failures else 0
+
+
+def _absolute(task):
+    """The task with local paths made absolute."""
+    import dataclasses
+
+    from .. import storage
+
+    def absolute(location):
+        return location if location is None or storage.is_url(location) \
+            else os.path.abspath(location)
+
+    return dataclasses.replace(task, src=absolute(task.src), dst=absolute(task.dst),
+                               folder=absolute(task.folder))
 
 
 def _exists(location: str) -> bool:
@@ -382,10 +398,16 @@ class _Tally:
 def _report(args: argparse.Namespace, task, outcome, used: dict, digest: str, tally: _Tally,
             manifest) -> None:
     """Emit one file's record, count it, and append it to the manifest."""
+    from .. import storage
     from ..tasks import failure_record
 
     record = outcome if isinstance(outcome, dict) else failure_record(task.src, task.dst, outcome)
-    record = dict(record, options=used)
+    written = record.get("output")
+    shown = task.dst if task.dst is not None or not isinstance(written, str) \
+        else storage.join(task.folder, storage.name(written))  # -k auto: named by its K
+    record = dict(record, input=task.src, output=shown, options=used)
+    if "error" in record and not storage.is_url(task.src):  # the path as the user gave it
+        record["error"] = record["error"].replace(os.path.abspath(task.src), task.src)
     status = record["status"]
     if manifest is not None and (status != "skipped" or "exit_code" in record):
         manifest.append({**{k: v for k, v in record.items() if k != "options"},

@@ -16,6 +16,7 @@ exception of a task that could not be run (a fault of the machinery that retries
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -42,11 +43,12 @@ def in_turn(tasks: Sequence[Task], options: dict[str, Any]) -> Iterator[tuple[in
         yield index, outcome
 
 
-def in_pool(tasks: Sequence[Task], options: dict[str, Any], jobs: int
+def in_pool(tasks: Sequence[Task], options: dict[str, Any], jobs: int, *, window: int = 0
             ) -> Iterator[tuple[int, Any]]:
-    """Files on ``jobs`` worker processes. Interrupted (Ctrl-C, SIGTERM), the workers are
-    stopped at once: each removes the temporary file of the write under way; files finished
-    before are yielded first."""
+    """Files on ``jobs`` worker processes, at most ``window`` (0: 4 per process, at least 16)
+    submitted at a time, so that memory and bookkeeping do not grow with the batch.
+    Interrupted (Ctrl-C, SIGTERM), the workers are stopped at once: each removes the
+    temporary file of the write under way; files finished before are yielded first."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -54,23 +56,32 @@ def in_pool(tasks: Sequence[Task], options: dict[str, Any], jobs: int
     context.set_forkserver_preload(["kmquant.job"])  # import once, fork the workers from it
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_pool_worker_init,
                                initargs=(os.getpid(),))
-    futures = {pool.submit(run_task, task, options): index for index, task in enumerate(tasks)}
+    window = window or max(16, 4 * jobs)
+    queue = iter(enumerate(tasks))
+    futures: dict[Any, int] = {}
+
+    def submit(count: int) -> None:
+        for index, task in itertools.islice(queue, count):
+            futures[pool.submit(run_task, task, options)] = index
+
     stopped = False
-    pending = set(futures)
     try:
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        submit(window)
+        while futures:
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in finished:
-                yield futures[future], _outcome(future)
+                index = futures.pop(future)
+                submit(1)
+                yield index, _outcome(future)
     except BaseException:
         # no future.cancel() here: the executor marks the pending ones broken itself once its
         # workers are gone (cancelling them too makes it fail, CPython 3.11)
         stopped = True
         _stop_workers(pool)
         # files finished before the interrupt are whole: report them too
-        for future in pending:
+        for future, index in list(futures.items()):
             if future.done() and not future.cancelled() and future.exception() is None:
-                yield futures[future], future.result()
+                yield index, future.result()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=not stopped)

@@ -244,9 +244,11 @@ def test_an_icc_profile_is_kept_converted_or_stripped_and_the_report_says_which(
         assert written.info.get("icc_profile") == icc
 
 
-def test_an_animation_says_that_only_its_first_frame_was_quantized(tree):
+def test_an_animation_is_written_whole_and_the_report_says_so(tree):
     from kmquant.job import compress
 
     frames = Path(__file__).parent / "fuzz" / "corpus" / "gif_animated.gif"
     report = compress(frames, tree / "anim.png", n_colors=8)
-    assert any("2 frames" in note and "only the first" in note for note in report.notes)
+    assert report.frames == 2 and any(n.startswith("animation: 2 frames") for n in report.notes)
+    with Image.open(tree / "anim.png") as image:
+        assert image.n_frames == 2 and image.mode == "P"

@@ -7,11 +7,14 @@ smallest that holds K. Translucent palette entries come first so the tRNS chunk 
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
 import struct
 import tempfile
 import zlib
+from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import deflate
@@ -27,6 +30,10 @@ __all__ = [
     "png_bit_depth",
     "encode_png",
     "encode_as",
+    "encode_apng",
+    "encode_gif",
+    "gif_palette",
+    "GIF_ALPHA_THRESHOLD",
     "write_atomic",
     "check_output",
     "default_level",
@@ -199,20 +206,32 @@ def encode_png(
     if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 12:
         raise InvalidOptionError(f"deflate level must be an integer from 1 to 12, got {level!r}")
     indices = np.ascontiguousarray(indices, dtype=np.uint8)
-    rgb = np.repeat(palette, 3, axis=1) if channels == 1 else palette[:, :3]
-    # an ICC profile (iCCP) comes before the palette; viewers then show the colours as meant
-    profile = [(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile, 9))] \
-        if icc_profile else []
-    chunks = profile + [(b"PLTE", np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())]
-    if channels == 4:
-        translucent = np.flatnonzero(palette[:, 3] < 255)
-        if translucent.size:
-            chunks.append((b"tRNS", palette[: translucent[-1] + 1, 3].tobytes()))
+    profile = _profile_chunks(icc_profile)
+    chunks = profile + _palette_chunks(palette)
     bits = png_bit_depth(k)
     candidates = [_png(indices, bits, _PALETTE, chunks, level)]
     if channels == 1:
         candidates.append(_png(palette[:, 0][indices], 8, _GREY, profile, level))
     return min(candidates, key=len)
+
+
+def _profile_chunks(icc_profile: bytes | None) -> list[tuple[bytes, bytes]]:
+    """The iCCP chunk of an ICC profile (none without one): it comes before the palette, and
+    viewers then show the colours as meant."""
+    if not icc_profile:
+        return []
+    return [(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile, 9))]
+
+
+def _palette_chunks(palette: NDArray[np.uint8]) -> list[tuple[bytes, bytes]]:
+    """PLTE of a (K, C) palette, and tRNS up to its last translucent entry when it has one."""
+    rgb = np.repeat(palette, 3, axis=1) if palette.shape[1] == 1 else palette[:, :3]
+    chunks = [(b"PLTE", np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())]
+    if palette.shape[1] == 4:
+        translucent = np.flatnonzero(palette[:, 3] < 255)
+        if translucent.size:
+            chunks.append((b"tRNS", palette[: translucent[-1] + 1, 3].tobytes()))
+    return chunks
 
 
 def _png(
@@ -221,6 +240,18 @@ def _png(
 ) -> bytes:
     """A PNG of one-channel ``pixels`` (H, W) at ``bits`` per pixel (values below 2**bits), with
     the extra ``chunks`` (type, payload) between IHDR and IDAT; rows unfiltered."""
+    height, width = pixels.shape
+    header = struct.pack(">IIBBBBB", width, height, bits, color_type, 0, 0, 0)
+    parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header)]
+    parts += [_chunk(kind, payload) for kind, payload in chunks]
+    parts += [_chunk(b"IDAT", deflate.zlib_compress(_scanlines(pixels, bits), level)),
+              _chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+def _scanlines(pixels: NDArray[np.uint8], bits: int) -> NDArray[np.uint8]:
+    """The PNG rows of one-channel ``pixels`` (H, W) at ``bits`` per pixel, before deflate:
+    (H, 1 + ceil(W·bits / 8)), each row its filter byte (0: none) and its packed pixels."""
     height, width = pixels.shape
     if bits < 8:  # pack 8 // bits pixels a byte, leftmost in the high bits, rows padded
         per_byte = 8 // bits
@@ -231,17 +262,304 @@ def _png(
         pixels = np.bitwise_or.reduce(groups << shifts, axis=2).astype(np.uint8)
     rows = np.zeros((height, pixels.shape[1] + 1), dtype=np.uint8)  # filter byte 0: none
     rows[:, 1:] = pixels
-    header = struct.pack(">IIBBBBB", width, height, bits, color_type, 0, 0, 0)
-    parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header)]
-    parts += [_chunk(kind, payload) for kind, payload in chunks]
-    parts += [_chunk(b"IDAT", deflate.zlib_compress(rows, level)), _chunk(b"IEND", b"")]
-    return b"".join(parts)
+    return rows
 
 
 def _chunk(kind: bytes, payload: bytes | bytearray) -> bytes:
     """One PNG chunk: length, type, payload, CRC-32 of type and payload."""
     return (struct.pack(">I", len(payload)) + kind + payload
             + struct.pack(">I", zlib.crc32(kind + payload)))
+
+
+def encode_apng(
+    palette: NDArray[np.uint8],
+    frames: NDArray[np.uint8],
+    durations: Sequence[float],
+    *,
+    loop: int | None = None,
+    level: int | None = None,
+    icc_profile: bytes | None = None,
+) -> bytes:
+    """Encode an indexed animated PNG (APNG): one palette for every frame.
+
+    The first frame is the PNG's image (IDAT), so viewers without APNG support show it; each
+    later frame (fdAT) holds only the rectangle around the pixels whose index changed from the
+    frame before (1×1 when none did), drawn over it unchanged otherwise (dispose none, blend
+    source). With one palette that is exact, and a still background costs nothing.
+
+    Parameters
+    ----------
+    palette : (K, C) uint8 ndarray
+        C = 1, 3 or 4; K ≤ 256. Translucent entries get a tRNS chunk.
+    frames : (F, H, W) uint8 ndarray
+        Palette indices of every frame on the full canvas.
+    durations : sequence of F floats
+        Milliseconds each frame shows (kept to the 1/65535 s, as fcTL's fraction holds it).
+    loop : int or None
+        Times the animation plays (acTL num_plays): 0 forever; None once.
+    level : int, optional
+        libdeflate level, 1 to 12; default :func:`default_level` for the pixels written.
+    icc_profile : bytes, optional
+        Embedded as iCCP.
+
+    Returns
+    -------
+    bytes
+        A PNG of the smallest palette bit depth for K, with acTL and an fcTL per frame.
+    """
+    n, height, width = _check_frames(palette, frames, durations)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)
+                              or not 1 <= level <= 12):
+        raise InvalidOptionError(f"deflate level must be an integer from 1 to 12, got {level!r}")
+    boxes = [(0, 0, width, height)] + [
+        _changed_box(frames[i - 1] != frames[i]) for i in range(1, n)]
+    if level is None:
+        level = default_level(sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes))
+    bits = png_bit_depth(palette.shape[0])
+    header = struct.pack(">IIBBBBB", width, height, bits, _PALETTE, 0, 0, 0)
+    plays = 1 if loop is None else min(max(int(loop), 0), 2**31 - 1)
+    parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header)]
+    parts += [_chunk(kind, payload) for kind, payload in _profile_chunks(icc_profile)]
+    parts += [_chunk(b"acTL", struct.pack(">II", n, plays))]
+    parts += [_chunk(kind, payload) for kind, payload in _palette_chunks(palette)]
+    sequence = 0
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        num, den = _apng_delay(durations[i])
+        control = struct.pack(">IIIIIHHBB", sequence, x1 - x0, y1 - y0, x0, y0, num, den, 0, 0)
+        data = deflate.zlib_compress(_scanlines(frames[i, y0:y1, x0:x1], bits), level)
+        parts.append(_chunk(b"fcTL", control))
+        if i == 0:
+            parts.append(_chunk(b"IDAT", data))
+            sequence += 1
+        else:
+            parts.append(_chunk(b"fdAT", struct.pack(">I", sequence + 1) + data))
+            sequence += 2
+    parts.append(_chunk(b"IEND", b""))
+    return b"".join(parts)
+
+
+def _check_frames(
+    palette: NDArray[np.uint8], frames: NDArray[np.uint8], durations: Sequence[float]
+) -> tuple[int, int, int]:
+    """(F, H, W) of indexed ``frames``, checked against the palette and the durations."""
+    if frames.ndim != 3 or frames.dtype != np.uint8 or 0 in frames.shape:
+        raise InvalidOptionError(
+            f"frames must be a non-empty (F, H, W) uint8 array, got {frames.dtype} {frames.shape}")
+    if palette.ndim != 2 or not 1 <= palette.shape[0] <= 256:
+        raise InvalidOptionError(f"a palette holds 1 to 256 colours, got shape {palette.shape}")
+    if len(durations) != frames.shape[0]:
+        raise InvalidOptionError(
+            f"{frames.shape[0]} frames need as many durations, got {len(durations)}")
+    if any(not math.isfinite(d) or d < 0 for d in durations):
+        raise InvalidOptionError("frame durations must be finite and ≥ 0 milliseconds")
+    return frames.shape  # type: ignore[return-value]
+
+
+def _changed_box(changed: NDArray[np.bool_]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) around the True pixels of an (H, W) mask; (0, 0, 1, 1) when none are."""
+    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, 1, 1
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _apng_delay(ms: float) -> tuple[int, int]:
+    """A duration in milliseconds as fcTL's fraction of a second (numerator, denominator), both
+    below 2¹⁶: exact for whole milliseconds and for frame rates such as 1/30 s."""
+    delay = Fraction(ms / 1000).limit_denominator(65535)
+    if delay.numerator <= 65535:
+        return delay.numerator, delay.denominator
+    seconds = ms / 1000
+    den = max(1, min(65535, int(65535 // max(seconds, 1))))
+    return min(65535, round(seconds * den)), den
+
+
+#: GIF keeps a pixel at an alpha of at least this, and drops it (transparent) below.
+GIF_ALPHA_THRESHOLD = 128
+
+
+def gif_palette(palette: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """A palette as a GIF shows it: alpha is on or off (:data:`GIF_ALPHA_THRESHOLD`), the
+    colour of a transparent entry does not show.
+
+    Parameters
+    ----------
+    palette : (K, C) uint8 ndarray
+
+    Returns
+    -------
+    (K, C) uint8 ndarray
+        With C = 4, every alpha 0 or 255, and the transparent entries (0, 0, 0, 0).
+    """
+    if palette.shape[1] != 4:
+        return palette
+    shown = palette.copy()
+    clear = shown[:, 3] < GIF_ALPHA_THRESHOLD
+    shown[:, 3] = 255
+    shown[clear] = 0
+    return shown
+
+
+def encode_gif(
+    palettes: NDArray[np.uint8] | Sequence[NDArray[np.uint8]],
+    frames: NDArray[np.uint8],
+    durations: Sequence[float],
+    *,
+    loop: int | None = None,
+) -> bytes:
+    """Encode an animated GIF from palette indices, written as given (no colour is re-chosen).
+
+    With one palette it is the GIF's global colour table; with one per frame, the first is
+    global and every other frame that differs has its own (a local colour table). A palette's
+    entries below :data:`GIF_ALPHA_THRESHOLD` alpha are the frame's one transparent index.
+    Each later frame holds only the rectangle around the pixels that changed (drawn over the
+    frame before: "do not dispose"); where a pixel turns transparent, which a GIF frame cannot
+    draw, the frame before is cleared instead ("restore to background") and the frame is whole.
+
+    Parameters
+    ----------
+    palettes : (K, C) uint8 ndarray, or a sequence of F of them
+        C = 1, 3 or 4; K ≤ 256.
+    frames : (F, H, W) uint8 ndarray
+        Indices into the frame's palette, on the full canvas.
+    durations : sequence of F floats
+        Milliseconds; GIF keeps hundredths of a second (rounded).
+    loop : int or None
+        Times the animation plays (0 forever; None or 1 once): written as the NETSCAPE
+        block's count of repeats after the first play, loop − 1 (none for one play).
+
+    Returns
+    -------
+    bytes
+    """
+    shared = isinstance(palettes, np.ndarray)
+    tables = [palettes] if isinstance(palettes, np.ndarray) else [np.asarray(p) for p in palettes]
+    if not shared and len(tables) != frames.shape[0]:
+        raise InvalidOptionError(f"{frames.shape[0]} frames need as many palettes, got "
+                                 f"{len(tables)}")
+    n, height, width = _check_frames(tables[0], frames, durations)
+    if width > 65535 or height > 65535:
+        raise InvalidOptionError(f"a GIF is at most 65535×65535 pixels, got {width}×{height}")
+    colours: list[bytes] = []
+    lookups: list[NDArray[np.uint8]] = []  # (K,): palette entry → its index in the GIF
+    clear: list[int | None] = []
+    for table in tables:
+        _check_frames(table, frames[:1], durations[:1])
+        rgb, lookup, transparent = _gif_table(table)
+        colours.append(rgb)
+        lookups.append(lookup)
+        clear.append(transparent)
+    if shared:
+        tables, colours, lookups, clear = tables * n, colours * n, lookups * n, clear * n
+    indices = [lookups[i][frames[i]] for i in range(n)]
+    boxes, disposal = _gif_boxes(indices, None if shared else tables, clear)
+    parts = [b"GIF89a", struct.pack("<HHBBB", width, height, 0x80 | 0x70 | _gif_bits(colours[0]),
+                                    0, 0), _gif_colours(colours[0])]
+    if loop is not None and loop != 1:  # one play needs no block
+        repeats = 0 if loop <= 0 else min(loop - 1, 65535)
+        parts.append(b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", repeats) + b"\x00")
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        delay = min(65535, max(0, round(durations[i] / 10)))
+        flags = disposal[i] << 2 | (clear[i] is not None)
+        parts.append(b"!\xf9\x04" + struct.pack("<BHB", flags, delay, clear[i] or 0) + b"\x00")
+        local = colours[i] != colours[0]
+        parts.append(b"," + struct.pack("<HHHHB", x0, y0, x1 - x0, y1 - y0,
+                                        0x80 | _gif_bits(colours[i]) if local else 0))
+        if local:
+            parts.append(_gif_colours(colours[i]))
+        parts.append(_lzw(indices[i][y0:y1, x0:x1]))
+    parts.append(b";")
+    return b"".join(parts)
+
+
+def _gif_table(palette: NDArray[np.uint8]) -> tuple[bytes, NDArray[np.uint8], int | None]:
+    """A palette's GIF colour table (RGB bytes), the lookup from its entries to the table's
+    indices (every entry below the alpha threshold → the first of them), and that transparent
+    index (None when every entry is opaque enough)."""
+    rgb = np.repeat(palette, 3, axis=1) if palette.shape[1] == 1 else palette[:, :3]
+    lookup = np.arange(palette.shape[0], dtype=np.uint8)
+    transparent = None
+    if palette.shape[1] == 4:
+        clear = np.flatnonzero(palette[:, 3] < GIF_ALPHA_THRESHOLD)
+        if clear.size:
+            transparent = int(clear[0])
+            lookup[clear] = transparent
+    return np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), lookup, transparent
+
+
+def _gif_boxes(
+    indices: list[NDArray[np.uint8]],
+    tables: list[NDArray[np.uint8]] | None,
+    clear: list[int | None],
+) -> tuple[list[tuple[int, int, int, int]], list[int]]:
+    """The rectangle each frame draws and its disposal (1: keep, 2: clear to transparent).
+
+    Frames are compared by index with one palette, by the colour shown with one per frame
+    (``tables``). A frame where some pixel turns transparent clears the frame before (whole)
+    and is drawn whole.
+    """
+    n, (height, width) = len(indices), indices[0].shape
+    full = (0, 0, width, height)
+    boxes, disposal = [full], [1] * n
+    shown = None if tables is None else [_shown(t, c) for t, c in zip(tables, clear)]
+    for i in range(1, n):
+        if shown is None:
+            changed = indices[i] != indices[i - 1]
+        else:
+            changed = (shown[i][indices[i]] != shown[i - 1][indices[i - 1]]).any(axis=2)
+        now, before = clear[i], clear[i - 1]
+        turns_clear = now is not None and bool(
+            ((indices[i] == now) & ((indices[i - 1] != before) if before is not None else True)
+             ).any())
+        if turns_clear:
+            boxes[i - 1], disposal[i - 1] = full, 2
+            boxes.append(full)
+        else:
+            boxes.append(_changed_box(changed))
+    return boxes, disposal
+
+
+def _shown(table: NDArray[np.uint8], clear: int | None) -> NDArray[np.int16]:
+    """(256, 3) the colour each GIF index shows, -1 for the transparent one: comparable
+    between frames of different palettes."""
+    shown = np.zeros((256, 3), np.int16)
+    shown[:len(table)] = np.repeat(table, 3, axis=1) if table.shape[1] == 1 else table[:, :3]
+    if clear is not None:
+        shown[clear] = -1
+    return shown
+
+
+def _gif_bits(table: bytes) -> int:
+    """The colour-table size field: the table holds 2 ** (field + 1) entries."""
+    entries = max(2, len(table) // 3)
+    return (entries - 1).bit_length() - 1
+
+
+def _gif_colours(table: bytes) -> bytes:
+    """A colour table padded with black to its power-of-two size."""
+    return table + bytes(3 * (2 << _gif_bits(table)) - len(table))
+
+
+def _lzw(indices: NDArray[np.uint8]) -> bytes:
+    """The LZW image data of (h, w) indices (minimum code size, sub-blocks, terminator), as
+    Pillow's GIF encoder writes them: the one part of a GIF not assembled here."""
+    height, width = indices.shape
+    im = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
+    im.putpalette(bytes(range(256)) * 3)  # any palette: only the coded indices are taken
+    buffer = io.BytesIO()
+    im.save(buffer, "GIF", optimize=False, interlace=False)
+    gif = buffer.getvalue()
+    position = 13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)
+    while gif[position] == 0x21:  # extensions: label, then sub-blocks up to a zero length
+        position += 2
+        while gif[position]:
+            position += gif[position] + 1
+        position += 1
+    if gif[position] != 0x2C:
+        raise AssertionError("Pillow's GIF has no image descriptor where expected")
+    flags = gif[position + 9]
+    position += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    return gif[position:-1]  # up to the trailer
 
 
 def encode_as(

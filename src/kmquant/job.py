@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -13,6 +14,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from . import metrics
+from .animation import FramesResult, frame_durations_note, from_stacked, quantize_frames, widen
 from .choose import KChoice, Target, choose_k
 from .encode import (
     EXTENSION_FORMATS,
@@ -20,15 +22,18 @@ from .encode import (
     NO_ALPHA_FORMATS,
     check_output,
     describe_encoding,
+    encode_apng,
     encode_as,
+    encode_gif,
     encode_png,
     flatten,
     format_for_extension,
+    gif_palette,
     write_atomic,
 )
-from .engines import get_engine
+from .engines import Engine, get_engine
 from .errors import InvalidOptionError, OutputExistsError, OutputLargerError
-from .load import load_image
+from .load import LoadedFrames, LoadedImage, load_frames, load_image
 from .options import OUTPUT_FORMATS, Options
 from .palette import Quantizer, palette_of, remap
 from .pipeline import prepare, quantize_prepared
@@ -163,60 +168,26 @@ def compress(
     if target is not None and target.kind == "max_bytes" and output_format != "png":
         raise InvalidOptionError(
             "--max-bytes sizes the indexed PNG; write a .png (or give --format png)")
-    loaded = load_image(src if given is None else given, max_pixels=opts.max_pixels,
-                        max_memory=opts.max_memory, allow_truncated=opts.allow_truncated,
-                        srgb=opts.srgb, name=None if given is None else label)
+    if opts.per_frame:
+        _check_per_frame(output_format, auto, palette)
+    loaded, frames = _load(src if given is None else given, output_format, opts,
+                           None if given is None else label)
     fmt = _pillow_format(output_format, loaded.format, path_dst)
+    if opts.per_frame and fmt != "GIF":  # --format input: known from the input only
+        raise InvalidOptionError(_PER_FRAME_GIF)
     if path_dst is None and stream is None and not auto:
         path_dst = _output_path(src, None, out_dir, opts.n_colors, fmt, force)
 
     engine = get_engine(opts.engine)
-    choice: KChoice | None = None
-    if auto:
-        assert target is not None  # set above for -k auto
-        prepared = prepare(loaded.pixels, opts.space)
-        choice, result = choose_k(prepared, loaded.pixels, target, opts, engine,
-                                  best_effort=best_effort, progress=progress)
-        opts = opts.replace(n_colors=choice.k)
-        if path_dst is None and stream is None:
-            path_dst = _output_path(src, None, out_dir, choice.k, fmt, force)
-    elif palette is not None:
-        result = remap(loaded.pixels, palette, options=opts, progress=progress)
-    elif keep_colors is not None:
-        quantizer = Quantizer(opts, keep_colors=keep_colors).fit(loaded.pixels, progress=progress)
-        result = quantizer.remap(loaded.pixels, progress=progress)
+    work = dict(target=target if auto else None, best_effort=best_effort, palette=palette,
+                keep_colors=keep_colors, measure=measure, progress=progress)
+    if frames is not None and frames.is_animated and fmt in ("PNG", "GIF"):
+        made = _animation(frames, fmt, opts, engine, **work)
     else:
-        result, _ = quantize_prepared(prepare(loaded.pixels, opts.space), opts, engine,
-                                      progress=progress)
-    notes = list(loaded.notes) + list(result.notes) + ([choice.reason] if choice else [])
-
-    clock = time.perf_counter()
-    icc = None if opts.strip else loaded.icc_profile
-    if opts.strip and loaded.icc_profile:
-        notes = [n for n in notes if not n.startswith("ICC profile (")]
-        notes.append("ICC profile dropped (--strip): viewers will take the colours as sRGB")
-    if fmt == "PNG" and output_format == "png":
-        data = encode_png(result.palette, result.indices, icc_profile=icc)
-    else:
-        data = encode_as(result.to_array(), fmt, icc_profile=icc)
-    encode_seconds = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    quality = metrics.Quality()
-    flattened = fmt in NO_ALPHA_FORMATS and loaded.channels == 4
-    notes += _alpha_notes(loaded.pixels, fmt)
-    if measure:  # in tiles of rows: memory stays bounded whatever the image size
-        if fmt == "PNG" and output_format == "png":
-            quality = metrics.measure(loaded.pixels, result.palette, result.indices,
-                                      lossless=result.lossless)
-        elif flattened:  # what was written against what the original looks like on white
-            quality = metrics.measure_arrays(flatten(loaded.pixels), _decoded(data, 3))
-        else:  # other formats are measured as written (lossy, or re-quantized for GIF)
-            quality = metrics.measure_arrays(loaded.pixels, _decoded(data, loaded.channels))
-    metrics_seconds = time.perf_counter() - clock
-    if quality.sample is not None:
-        notes.append(f"SSIM and ΔE2000 measured on a seeded {quality.sample:.0%} of the rows "
-                     f"(the image has over {metrics.SAMPLE_ABOVE:,} pixels); PSNR on every pixel")
+        made = _still(loaded, fmt, output_format, opts, engine, **work)
+    if path_dst is None and stream is None:  # -k auto: the name holds the K chosen
+        path_dst = _output_path(src, None, out_dir, made.k, fmt, force)
+    data = made.data
     original_bytes = src.stat().st_size if given is None else len(given)
     if skip_if_larger and len(data) > original_bytes:
         raise OutputLargerError(
@@ -232,27 +203,249 @@ def compress(
         assert path_dst is not None  # known from the start, or from the chosen K
         write_atomic(path_dst, data, overwrite=force)
         output = str(path_dst)
-    timings = dict(result.timings, encode=encode_seconds, metrics=metrics_seconds)
     return Report(
         input=label,
         output=output,
-        width=loaded.width,
-        height=loaded.height,
+        width=made.width,
+        height=made.height,
         original_bytes=original_bytes,
         compressed_bytes=len(data),
-        k_requested=opts.n_colors,
-        colors_used=result.colors_used,
-        psnr=quality.psnr,
-        ssim=quality.ssim,
-        delta_e=quality.delta_e,
-        engine=result.engine,
-        n_iter=result.n_iter,
+        k_requested=made.k,
+        colors_used=made.colors_used,
+        psnr=made.quality.psnr,
+        ssim=made.quality.ssim,
+        delta_e=made.quality.delta_e,
+        engine=made.engine,
+        n_iter=made.n_iter,
         seconds=time.perf_counter() - started,
         format=describe_encoding(data),
-        notes=tuple(notes),
-        timings=timings,
-        k_choice=choice.to_dict() if choice else None,
+        notes=tuple(made.notes),
+        timings=made.timings,
+        k_choice=made.choice.to_dict() if made.choice else None,
+        frames=made.frames,
     )
+
+
+@dataclass(frozen=True)
+class _Made:
+    """What quantizing and encoding one input made, for the report."""
+
+    data: bytes
+    k: int
+    colors_used: int
+    quality: metrics.Quality
+    engine: str
+    n_iter: int
+    notes: list[str]
+    timings: dict[str, float]
+    choice: KChoice | None
+    width: int
+    height: int
+    frames: int = 1
+
+
+#: Output formats for which the frames of an animation are decoded (``input``: when the input is
+#: a GIF or PNG); any other output holds one picture, and only the first frame is decoded.
+_ANIMATED_OUTPUTS = ("png", "gif", "input")
+_PER_FRAME_GIF = ("--per-frame needs GIF output (--format gif or a .gif name): an indexed APNG "
+                  "holds one palette")
+
+
+def _check_per_frame(output_format: str, auto: bool, palette: Any) -> None:
+    """Refuse ``per_frame`` with what cannot hold or make a palette per frame."""
+    if output_format not in ("gif", "input"):
+        raise InvalidOptionError(_PER_FRAME_GIF)
+    if auto:
+        raise InvalidOptionError(
+            "--per-frame fits a palette of K colours to each frame; give -k N, not -k auto")
+    if palette is not None:
+        raise InvalidOptionError(
+            "--per-frame fits a palette to each frame and --palette gives one for all of them; "
+            "drop one")
+
+
+def _load(
+    source: Path | bytes, output_format: str, opts: Options, name: str | None
+) -> tuple[LoadedImage, LoadedFrames | None]:
+    """The input decoded: with an output that can hold an animation, every frame of one (the
+    first as the still, for the other paths); else only the (first) picture."""
+    limits: dict[str, Any] = dict(max_pixels=opts.max_pixels, max_memory=opts.max_memory,
+                                  allow_truncated=opts.allow_truncated, srgb=opts.srgb,
+                                  name=name)
+    if output_format not in _ANIMATED_OUTPUTS:
+        return load_image(source, **limits), None
+    frames = load_frames(source, **limits)
+    return frames.first(), frames
+
+
+def _still(
+    loaded: LoadedImage,
+    fmt: str,
+    output_format: str,
+    opts: Options,
+    engine: Engine,
+    *,
+    target: Target | None,
+    best_effort: bool,
+    palette: Any,
+    keep_colors: Any,
+    measure: bool,
+    progress: Progress,
+) -> _Made:
+    """Quantize, encode and measure one picture."""
+    choice: KChoice | None = None
+    if target is not None:  # -k auto
+        prepared = prepare(loaded.pixels, opts.space)
+        choice, result = choose_k(prepared, loaded.pixels, target, opts, engine,
+                                  best_effort=best_effort, progress=progress)
+        opts = opts.replace(n_colors=choice.k)
+    elif palette is not None:
+        result = remap(loaded.pixels, palette, options=opts, progress=progress)
+    elif keep_colors is not None:
+        quantizer = Quantizer(opts, keep_colors=keep_colors).fit(loaded.pixels, progress=progress)
+        result = quantizer.remap(loaded.pixels, progress=progress)
+    else:
+        result, _ = quantize_prepared(prepare(loaded.pixels, opts.space), opts, engine,
+                                      progress=progress)
+    notes = list(loaded.notes) + list(result.notes) + ([choice.reason] if choice else [])
+
+    clock = time.perf_counter()
+    icc = _profile(loaded.icc_profile, opts, notes)
+    if fmt == "PNG" and output_format == "png":
+        data = encode_png(result.palette, result.indices, icc_profile=icc)
+    else:
+        data = encode_as(result.to_array(), fmt, icc_profile=icc)
+    encode_seconds = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    quality = metrics.Quality()
+    flattened = fmt in NO_ALPHA_FORMATS and loaded.channels == 4
+    notes += _alpha_notes(loaded.pixels, fmt)
+    if measure:  # in tiles of rows: memory stays bounded whatever the image size
+        if fmt == "PNG" and output_format == "png":
+            # a given palette may have alpha that the picture has not
+            quality = metrics.measure(widen_pixels(loaded.pixels, result.palette.shape[1]),
+                                      result.palette, result.indices, lossless=result.lossless)
+        elif flattened:  # what was written against what the original looks like on white
+            quality = metrics.measure_arrays(flatten(loaded.pixels), _decoded(data, 3))
+        else:  # other formats are measured as written (lossy, or re-quantized for GIF)
+            quality = metrics.measure_arrays(loaded.pixels, _decoded(data, loaded.channels))
+    metrics_seconds = time.perf_counter() - clock
+    notes += _sample_note(quality)
+    timings = dict(result.timings, encode=encode_seconds, metrics=metrics_seconds)
+    return _Made(data, opts.n_colors, result.colors_used, quality, result.engine, result.n_iter,
+                 notes, timings, choice, loaded.width, loaded.height)
+
+
+def _animation(
+    frames: LoadedFrames,
+    fmt: str,
+    opts: Options,
+    engine: Engine,
+    *,
+    target: Target | None,
+    best_effort: bool,
+    palette: Any,
+    keep_colors: Any,
+    measure: bool,
+    progress: Progress,
+) -> _Made:
+    """Quantize, encode and measure the frames of an animation: an indexed APNG (one palette)
+    or a GIF (one palette, or one per frame); every frame's duration and the loop count kept."""
+    stacked = frames.stacked()
+    choice: KChoice | None = None
+    if target is not None:  # -k auto: K for the frames stacked into one picture
+        if target.kind == "max_bytes":
+            raise InvalidOptionError(
+                "--max-bytes sizes a still PNG, not an animation; give -k N or a quality "
+                "target (--target-psnr, --target-ssim)")
+        each = opts.replace(max_pixels=None)  # the frames were checked one by one
+        choice, stacked_result = choose_k(prepare(stacked, opts.space), stacked, target, each,
+                                          engine, best_effort=best_effort, progress=progress)
+        opts = opts.replace(n_colors=choice.k)
+        result = from_stacked(stacked_result, frames.frames, opts, progress=progress)
+    else:
+        result = quantize_frames(frames.frames, opts, engine=engine, palette=palette,
+                                 keep_colors=keep_colors, progress=progress)
+    notes = list(frames.notes) + list(result.notes) + ([choice.reason] if choice else [])
+
+    clock = time.perf_counter()
+    icc = _profile(frames.icc_profile, opts, notes)
+    if fmt == "PNG":
+        data = encode_apng(result.palettes[0], result.indices, frames.durations,
+                           loop=frames.loop, icc_profile=icc)
+    else:
+        data = encode_gif(result.palettes[0] if result.shared else result.palettes,
+                          result.indices, frames.durations, loop=frames.loop)
+        if icc:
+            notes = [n for n in notes if not n.startswith("ICC profile (")]
+            notes.append("GIF has no place for the ICC profile: dropped, viewers will take the "
+                          "colours as sRGB")
+    encode_seconds = time.perf_counter() - clock
+    notes.insert(0, _animation_note(frames, result.shared))
+    rounded = frame_durations_note(frames.durations, fmt)
+    notes += [rounded] if rounded else []
+    notes += _alpha_notes(stacked, fmt)
+
+    clock = time.perf_counter()
+    quality = metrics.Quality()
+    if measure:  # over every frame: the stack as one picture
+        quality = _measure_frames(stacked, result, fmt)
+    notes += _sample_note(quality)
+    timings = dict(result.timings, encode=encode_seconds,
+                   metrics=time.perf_counter() - clock)
+    return _Made(data, opts.n_colors, result.colors_used, quality, result.engine, result.n_iter,
+                 notes, timings, choice, frames.width, frames.height, frames.n_frames)
+
+
+def _animation_note(frames: LoadedFrames, shared: bool) -> str:
+    """What was done with an animation, for the report."""
+    palettes = ("one palette over all frames" if shared else
+                "a palette per frame (GIF local colour tables)")
+    plays = {None: "plays once", 0: "loops forever"}.get(frames.loop, f"loop count {frames.loop}")
+    return (f"animation: {frames.n_frames} frames, {palettes}; timing and loop kept "
+            f"({plays})")
+
+
+def _measure_frames(stacked: NDArray[np.uint8], result: FramesResult, fmt: str) -> metrics.Quality:
+    """PSNR, SSIM and ΔE of every frame, as written (a GIF's alpha is on or off)."""
+    channels = max(stacked.shape[2], *(p.shape[1] for p in result.palettes))
+    original = widen_pixels(stacked, channels)
+    shown = [widen(p, channels) for p in result.palettes]
+    if fmt == "GIF":
+        shown = [gif_palette(p) for p in shown]
+    exact = result.lossless and all(np.array_equal(a, widen(b, channels))
+                                    for a, b in zip(shown, result.palettes))
+    if result.shared:
+        return metrics.measure(original, shown[0], result.stacked_indices(), lossless=exact)
+    quantized = np.concatenate([p[i] for p, i in zip(shown, result.indices)])
+    return metrics.measure_arrays(original, quantized, lossless=exact)
+
+
+def widen_pixels(pixels: NDArray[np.uint8], channels: int) -> NDArray[np.uint8]:
+    """(H, W, C) pixels as (H, W, ``channels``) (grey into RGB, opaque alpha added); the same
+    array when C is ``channels`` already."""
+    height, width, c = pixels.shape
+    if c == channels:
+        return pixels
+    return widen(pixels.reshape(-1, c), channels).reshape(height, width, channels)
+
+
+def _profile(icc: bytes | None, opts: Options, notes: list[str]) -> bytes | None:
+    """The ICC profile to embed (None with ``--strip``), the notes updated to say so."""
+    if not opts.strip:
+        return icc
+    if icc:
+        notes[:] = [n for n in notes if not n.startswith("ICC profile (")]
+        notes.append("ICC profile dropped (--strip): viewers will take the colours as sRGB")
+    return None
+
+
+def _sample_note(quality: metrics.Quality) -> list[str]:
+    if quality.sample is None:
+        return []
+    return [f"SSIM and ΔE2000 measured on a seeded {quality.sample:.0%} of the rows "
+            f"(the image has over {metrics.SAMPLE_ABOVE:,} pixels); PSNR on every pixel"]
 
 
 #: How a report names a Pillow format.

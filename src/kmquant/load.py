@@ -19,6 +19,11 @@ Hostile files are refused, never decoded at any cost:
   compressed stream ends early with zeros and reports success, so the PNG data is counted here.
 - Metadata cannot sink a good image: an oversized text or ICC chunk is skipped, and warnings
   about broken EXIF blocks are not printed.
+
+Animations (GIF, APNG, animated WebP) are read whole by :func:`load_frames`: every frame composited
+on the full canvas, with its duration and the loop count, refused before any frame is decoded when
+all of them would not fit the memory budget. :func:`load_image` reads their first frame, and the
+first page or picture of other multi-image files (TIFF pages, MPO pictures), with a note saying so.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import sys
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Union
@@ -45,14 +50,15 @@ from .errors import (
     ImageTooLargeError,
     InputNotFoundError,
     InvalidOptionError,
+    KmquantError,
     NotAnImageError,
     TruncatedImageError,
     UnsupportedModeError,
 )
 from .options import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS
 
-__all__ = ["ImageSource", "LoadedImage", "load_image", "FORMATS", "DECODER_ERRORS",
-           "decode_bytes"]
+__all__ = ["ImageSource", "LoadedImage", "LoadedFrames", "load_image", "load_frames", "FORMATS",
+           "ANIMATED_FORMATS", "DECODER_ERRORS", "decode_bytes", "animation_bytes"]
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
@@ -64,6 +70,12 @@ ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 #: scientific formats (DDS, PSD, FITS, SGI, …), whose decoders raise what the fuzzing found.
 FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP", "TGA", "PPM", "QOI", "ICO", "AVIF")
 _READABLE = "PNG, JPEG, GIF, WebP, TIFF, BMP, TGA, PPM/PGM/PBM, QOI, ICO or AVIF"
+#: Formats whose frames are an animation (timed frames on one canvas), which :func:`load_frames`
+#: reads whole. The frames of other formats are pages or separate pictures (a TIFF's pages, an
+#: MPO's views, an animated AVIF is not read as one yet): their first is read, with a note.
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
+#: What the images of a multi-image file are called in notes, by format.
+_IMAGE_WORDS = {"TIFF": "pages", "MPO": "pictures", "ICO": "images"}
 
 #: Every exception a Pillow decoder raises on bad data, as Pillow's own fuzzing allows them:
 #: each becomes :class:`TruncatedImageError` (an unidentified file: :class:`NotAnImageError`).
@@ -120,6 +132,80 @@ class LoadedImage:
     @property
     def channels(self) -> int:
         return int(self.pixels.shape[2])
+
+
+@dataclass(frozen=True)
+class LoadedFrames:
+    """The decoded frames of an animation, or of a still as its one frame.
+
+    Attributes
+    ----------
+    frames : (F, H, W, C) uint8 ndarray
+        Every frame composited on the full canvas, as a viewer shows it; C is 1, 3 or 4 for
+        all of them (alpha only when some frame is translucent somewhere, one grey channel
+        only when every frame is grey).
+    durations : tuple of float
+        How long each frame shows, in milliseconds (F values; ``(0.0,)`` for a still).
+    loop : int or None
+        How many times the animation plays, as browsers play it: 0 forever, N > 0 that many
+        times; None when the file says nothing (it plays once). A GIF's NETSCAPE count is the
+        number of repeats after the first play (loop 1 plays twice), so it is N − 1 there;
+        APNG's num_plays and WebP's loop count are the plays themselves.
+    format, source_mode, path, notes, icc_profile
+        As in :class:`LoadedImage`, for the whole file.
+    """
+
+    frames: NDArray[np.uint8]
+    durations: tuple[float, ...]
+    loop: int | None
+    format: str | None
+    source_mode: str
+    path: Path | None = None
+    notes: tuple[str, ...] = ()
+    icc_profile: bytes | None = None
+
+    @classmethod
+    def still(cls, image: LoadedImage) -> LoadedFrames:
+        """A still image as one frame (its pixels not copied)."""
+        return cls(image.pixels[None], (0.0,), None, image.format, image.source_mode,
+                   image.path, image.notes, image.icc_profile)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def is_animated(self) -> bool:
+        return self.n_frames > 1
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def channels(self) -> int:
+        return int(self.frames.shape[3])
+
+    def stacked(self) -> NDArray[np.uint8]:
+        """The frames one below the other, as one (F·H, W, C) picture (a view, not a copy)."""
+        return self.frames.reshape(self.n_frames * self.height, self.width, self.channels)
+
+    def first(self) -> LoadedImage:
+        """The first frame as a still :class:`LoadedImage`, as :func:`load_image` reads it: for
+        an animation its channels are reduced again on its own, and a note says that only it is
+        kept."""
+        if not self.is_animated:
+            return LoadedImage(self.frames[0], self.format, self.source_mode, self.path,
+                               self.notes, self.icc_profile)
+        what = _FORMAT_WORDS.get(self.format or "", self.format or "file")
+        note = (f"the {what} is an animation of {self.n_frames} frames; only the first was "
+                "quantized (kmquant compress keeps them all in a .png or .gif)")
+        return LoadedImage(_normalise(self.frames[0]), self.format, self.source_mode, self.path,
+                           self.notes + (note,), self.icc_profile)
 
 
 def load_image(
@@ -182,6 +268,58 @@ def load_image(
     )
 
 
+def load_frames(
+    source: ImageSource,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_memory: int | None = DEFAULT_MAX_MEMORY,
+    allow_truncated: bool = False,
+    srgb: bool = False,
+    name: str | None = None,
+) -> LoadedFrames:
+    """Decode every frame of an animation (GIF, APNG, animated WebP), or a still as one frame.
+
+    The frames are composited as a viewer shows them (each frame's disposal and blending
+    applied by Pillow), so each is the full canvas. Before any frame is decoded, all of them
+    together are checked against ``max_memory`` (:func:`animation_bytes`): a file claiming
+    100,000 frames is refused from its header. ``max_pixels`` bounds each frame, as it bounds a
+    still. Other files, multi-page ones included (TIFF, MPO), are read as :func:`load_image`
+    reads them.
+
+    Parameters
+    ----------
+    source : str, PathLike, bytes, PIL.Image.Image or uint8 ndarray
+        As for :func:`load_image` (a PIL image or an array is one frame).
+    max_pixels, max_memory, allow_truncated, srgb, name
+        As for :func:`load_image`; with ``allow_truncated``, an animation that breaks off keeps
+        the frames before the break.
+
+    Returns
+    -------
+    LoadedFrames
+
+    Raises
+    ------
+    InputNotFoundError, NotAnImageError, TruncatedImageError, UnsupportedModeError,
+    ImageTooLargeError, InvalidOptionError
+    """
+    if isinstance(source, (np.ndarray, Image.Image)):
+        return LoadedFrames.still(load_image(source, max_pixels=max_pixels))
+    limits = _Limits(max_pixels, max_memory, bool(allow_truncated), bool(srgb))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _open_frames(io.BytesIO(bytes(source)), name or "the given bytes", limits, None)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise InputNotFoundError(f"{path}: no such file; check the path")
+        if not path.is_file():
+            raise InputNotFoundError(f"{path}: not a file; give the path of an image file")
+        return _open_frames(path, str(path), limits, path)
+    raise InvalidOptionError(
+        f"image must be a path, bytes, a PIL image or a uint8 array, got {type(source).__name__}"
+    )
+
+
 @dataclass(frozen=True)
 class _Limits:
     max_pixels: int | None
@@ -191,37 +329,31 @@ class _Limits:
 
 
 def _open(fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None) -> LoadedImage:
+    with _decoding(name, limits):
+        with _identified(fp, name) as im:
+            return _still(im, fp, name, limits, path)
+
+
+def _open_frames(
+    fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None
+) -> LoadedFrames:
+    with _decoding(name, limits):
+        with _identified(fp, name) as im:
+            _check_size(im.width, im.height, limits.max_pixels, name)
+            if im.format in ANIMATED_FORMATS and _frame_count(im) > 1:
+                return _animation(im, fp, name, limits, path)
+            return LoadedFrames.still(_still(im, fp, name, limits, path))
+
+
+@contextlib.contextmanager
+def _decoding(name: str, limits: _Limits) -> Iterator[None]:
+    """Decode under :func:`_pillow_guard`, with libtiff's chatter silenced, and turn every
+    exception a decoder raises on bad data into kmquant's error for it."""
     try:
         with _pillow_guard(limits), _stderr_silenced():
-            try:
-                im = Image.open(fp, formats=_formats())  # reads the header only
-            except UnidentifiedImageError:
-                claimed = _claimed_format(fp)
-                if claimed is not None:  # a known format's signature, then nonsense
-                    raise TruncatedImageError(
-                        f"{name}: starts like {claimed} file but its header is corrupt; "
-                        "re-export or re-download it") from None
-                raise NotAnImageError(
-                    f"{name}: not an image in a format kmquant reads ({_READABLE}); convert it "
-                    "to PNG first") from None
-            with im:
-                _check_size(im.width, im.height, limits.max_pixels, name)
-                _check_memory(im, limits.max_memory, name)
-                fmt, mode = im.format, im.mode
-                im.load()
-                # a sub-image (an ICO's PNG, a GIF frame larger than its screen) may be larger
-                # than the header said
-                _check_size(im.width, im.height, limits.max_pixels, name)
-                if fmt == "PNG" and not limits.allow_truncated:
-                    _check_png_data(fp, im, name)
-                frames = getattr(im, "n_frames", 1)
-                shown, icc, colour_notes = _profiled(im, limits.srgb)
-                pixels, notes = _to_array(_oriented(shown))
-                pixels = _normalise(pixels)
-                notes = notes + colour_notes
-                if frames > 1:
-                    notes += (f"the file holds {frames} frames (an animation or pages); only "
-                              "the first was quantized",)
+            yield
+    except KmquantError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(_bomb_message(name, exc, limits)) from None
     except DECODER_ERRORS as exc:
@@ -233,7 +365,169 @@ def _open(fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None) -
             f"{name}: the image data is truncated or corrupt ({_cause(exc)}); re-export or "
             "re-download it"
         ) from None
+
+
+def _identified(fp: IO[bytes] | Path, name: str) -> Image.Image:
+    """The file opened by Pillow (its header read), restricted to :data:`FORMATS`."""
+    try:
+        return Image.open(fp, formats=_formats())  # reads the header only
+    except UnidentifiedImageError:
+        claimed = _claimed_format(fp)
+        if claimed is not None:  # a known format's signature, then nonsense
+            raise TruncatedImageError(
+                f"{name}: starts like {claimed} file but its header is corrupt; "
+                "re-export or re-download it") from None
+        raise NotAnImageError(
+            f"{name}: not an image in a format kmquant reads ({_READABLE}); convert it "
+            "to PNG first") from None
+
+
+def _still(
+    im: Image.Image, fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None
+) -> LoadedImage:
+    """Decode the (first) picture of an opened file."""
+    _check_size(im.width, im.height, limits.max_pixels, name)
+    _check_memory(im, limits.max_memory, name)
+    fmt, mode = im.format, im.mode
+    im.load()
+    # a sub-image (an ICO's PNG, a GIF frame larger than its screen) may be larger
+    # than the header said
+    _check_size(im.width, im.height, limits.max_pixels, name)
+    if fmt == "PNG" and not limits.allow_truncated:
+        _check_png_data(fp, im, name)
+    count = _frame_count(im)
+    shown, icc, colour_notes = _profiled(im, limits.srgb)
+    pixels, notes = _to_array(_oriented(shown))
+    pixels = _normalise(pixels)
+    notes = notes + colour_notes + _more_images(im, fmt, count)
     return LoadedImage(pixels, fmt, mode, path, notes, icc)
+
+
+def _frame_count(im: Image.Image) -> int:
+    """Frames of an opened file, an APNG's default image (shown only by viewers without APNG
+    support) not counted."""
+    count = int(getattr(im, "n_frames", 1))
+    return count - 1 if im.format == "PNG" and im.info.get("default_image") else count
+
+
+#: How notes name a format.
+_FORMAT_WORDS = {"WEBP": "WebP", "PNG": "PNG (APNG)"}
+
+
+def _more_images(im: Image.Image, fmt: str | None, count: int) -> tuple[str, ...]:
+    """A note saying which image of a file holding several was read, if it holds several."""
+    what = _FORMAT_WORDS.get(fmt or "", fmt or "file")
+    if fmt == "ICO":
+        entries = len(getattr(getattr(im, "ico", None), "entry", ()))
+        if entries > 1:
+            return (f"the ICO holds {entries} images; only the largest ({im.width}×{im.height}) "
+                    "was quantized (kmquant writes one picture per file)",)
+    if count <= 1:
+        return ()
+    if fmt in ANIMATED_FORMATS:
+        which = ("its default image (shown where APNG is not)" if im.info.get("default_image")
+                 else "the first")
+        return (f"the {what} is an animation of {count} frames; only {which} was quantized "
+                "(kmquant compress keeps them all in a .png or .gif)",)
+    return (f"the {what} holds {count} {_IMAGE_WORDS.get(fmt or '', 'frames')}; only the first "
+            "was quantized (kmquant writes one picture per file)",)
+
+
+def _animation(
+    im: Image.Image, fp: IO[bytes] | Path, name: str, limits: _Limits, path: Path | None
+) -> LoadedFrames:
+    """Decode every frame of an opened animation onto its canvas, after checking that they all
+    fit the memory budget."""
+    skip = 1 if im.format == "PNG" and im.info.get("default_image") else 0
+    count = _frame_count(im)
+    fmt, mode = im.format, im.mode
+    _check_frames_memory(im.width, im.height, count, limits.max_memory, name)
+    if fmt == "PNG" and not limits.allow_truncated:
+        _check_apng_data(fp, name)
+    loop = im.info.get("loop")
+    if fmt == "GIF" and loop:  # repeats after the first play → plays
+        loop = int(loop) + 1
+    icc = im.info.get("icc_profile") or None
+    convert = _srgb_transform(icc) if limits.srgb and icc else None
+    frames: NDArray[np.uint8] | None = None
+    durations: list[float] = []
+    notes: list[str] = []
+    cut = False
+    for i in range(count):
+        try:
+            im.seek(skip + i)
+            im.load()
+        except DECODER_ERRORS as exc:
+            if not limits.allow_truncated or i == 0 or isinstance(exc, MemoryError):
+                raise
+            notes.append(f"the animation breaks off after {i} of {count} frames "
+                         f"({_cause(exc)}); those {i} were kept (--allow-truncated)")
+            break
+        _check_size(im.width, im.height, limits.max_pixels, name)
+        pixels, scaled = _to_array(_oriented(convert(im) if convert else im))
+        if frames is None:  # the canvas: the first frame's size (after its EXIF orientation)
+            frames = np.zeros((count, pixels.shape[0], pixels.shape[1], 4), dtype=np.uint8)
+        notes += [note for note in scaled if note not in notes]
+        if pixels.shape[:2] != frames.shape[1:3] and not cut:  # a GIF frame beyond its screen
+            cut = True
+            notes.append(f"a frame larger than the canvas ({frames.shape[2]}×{frames.shape[1]}) "
+                         "was cut to it, as viewers show it")
+        _put_rgba(frames[i], pixels)
+        durations.append(float(im.info.get("duration") or 0))
+    assert frames is not None  # count > 1, and a first frame that fails raises
+    n, height, width = len(durations), frames.shape[1], frames.shape[2]
+    pixels = _normalise(frames[:n].reshape(n * height, width, 4))
+    if icc:
+        notes.append(_colour_note(icc, limits.srgb, convert is not None))
+        if limits.srgb:  # converted to sRGB, or unreadable: dropped either way, as for a still
+            icc = None
+    return LoadedFrames(pixels.reshape(n, height, width, -1), tuple(durations),
+                        None if loop is None else int(loop), fmt, mode, path, tuple(notes), icc)
+
+
+def _put_rgba(out: NDArray[np.uint8], pixels: NDArray[np.uint8]) -> None:
+    """Write (h, w, 1|3|4) ``pixels`` into the (H, W, 4) canvas ``out`` as RGBA, cut to it
+    (the rest of the canvas stays transparent)."""
+    h, w = min(out.shape[0], pixels.shape[0]), min(out.shape[1], pixels.shape[1])
+    part = pixels[:h, :w]
+    if part.shape[2] == 1:
+        out[:h, :w, :3] = part
+    else:
+        out[:h, :w, :3] = part[:, :, :3]
+    out[:h, :w, 3] = part[:, :, 3] if part.shape[2] == 4 else 255
+
+
+def _srgb_transform(icc: bytes) -> Callable[[Image.Image], Image.Image] | None:
+    """A function converting a frame from the ``icc`` profile to sRGB (RGB or RGBA), built once
+    for all the frames of an animation; None when the profile cannot be read."""
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        target = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+        transforms = {mode: ImageCms.buildTransform(source, target, mode, mode)
+                      for mode in ("RGB", "RGBA")}
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+
+    def convert(frame: Image.Image) -> Image.Image:
+        mode = "RGBA" if frame.mode in _ALPHA_MODES or "transparency" in frame.info else "RGB"
+        converted = ImageCms.applyTransform(frame.convert(mode), transforms[mode])
+        assert converted is not None  # not in place
+        return converted
+
+    return convert
+
+
+def _colour_note(icc: bytes, srgb: bool, converted: bool) -> str:
+    """The note of :func:`_profiled`, for the frames of an animation."""
+    description = _profile_name(icc)
+    if not srgb:
+        return f"ICC profile ({description}) kept in the output"
+    if converted:
+        return f"pixels converted from {description} to sRGB"
+    return (f"the ICC profile ({description}) could not be read: pixels left as they are, "
+            "profile dropped")
 
 
 def _profiled(im: Image.Image, srgb: bool) -> tuple[Image.Image, bytes | None, tuple[str, ...]]:
@@ -449,6 +743,31 @@ def _check_memory(im: Image.Image, max_memory: int | None, name: str) -> None:
         )
 
 
+#: Bytes a frame pixel of an animation takes: the frame in RGBA (4) and kmquant's working arrays.
+_FRAME_BYTES = 4 + _WORKING_BYTES
+
+
+def animation_bytes(width: int, height: int, n_frames: int) -> int:
+    """Bytes decoding and quantizing ``n_frames`` frames of ``width`` × ``height`` will need at
+    most: every frame in RGBA with kmquant's working arrays, and Pillow's canvas, previous
+    canvas and converted frame (4 bytes a pixel each) for the one being decoded."""
+    return width * height * (n_frames * _FRAME_BYTES + 3 * 4)
+
+
+def _check_frames_memory(
+    width: int, height: int, n_frames: int, max_memory: int | None, name: str
+) -> None:
+    if max_memory is None:
+        return
+    need = animation_bytes(width, height, n_frames)
+    if need > max_memory:
+        raise ImageTooLargeError(
+            f"{name}: {n_frames:,} frames of {width}×{height} would need about {_size(need)} to "
+            f"decode and quantize, over the memory budget of {_size(max_memory)}; raise "
+            "--max-memory if this machine has the memory (--max-pixels bounds each frame)"
+        )
+
+
 def _size(n: int) -> str:
     for unit, scale in (("GB", 2**30), ("MB", 2**20)):
         if n >= scale:
@@ -488,6 +807,87 @@ def _check_png_data(fp: IO[bytes] | Path, im: Image.Image, name: str) -> None:
         raise TruncatedImageError(
             f"{name}: the image data ends early ({got:,} of {expected:,} bytes: "
             f"{got * 100 // max(expected, 1)} % of the rows); re-export it, or pass "
+            "--allow-truncated to accept the rows it has"
+        )
+
+
+def _check_apng_data(fp: IO[bytes] | Path, name: str) -> None:
+    """Refuse an animated PNG whose image data, for any frame, ends before its last row.
+
+    :func:`_check_png_data` for every frame: the IDAT stream, then each fdAT stream, is inflated
+    again and counted against the rows its frame's fcTL declares (Pillow would fill the missing
+    rows with zeros without an error).
+    """
+    handle = open(fp, "rb") if isinstance(fp, Path) else fp
+    start = handle.tell()  # the file Pillow reads the frames from, when given as bytes
+    try:
+        handle.seek(8)
+        header = handle.read(8 + 13)
+        if len(header) < 21 or header[4:8] != b"IHDR":
+            return
+        width, height, depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", header[8:])
+        if color_type not in _PNG_CHANNELS:
+            return
+        bits, interlaced = depth * _PNG_CHANNELS[color_type], interlace == 1
+        handle.seek(4, os.SEEK_CUR)  # IHDR's CRC
+        size, frame = (width, height), 0
+        stream: list = []  # [inflater, bytes counted, bytes expected] of the data being read
+        while True:
+            head = handle.read(8)
+            if len(head) < 8:
+                break
+            length, kind = struct.unpack(">I4s", head)
+            if kind in (b"IDAT", b"fdAT"):
+                if not stream:
+                    stream = [zlib.decompressobj(), 0, _png_raw_size(*size, bits, interlaced)]
+                skip = min(4, length) if kind == b"fdAT" else 0  # fdAT: a sequence number first
+                handle.seek(skip, os.SEEK_CUR)
+                stream[1], left = _count_inflated(handle, stream[0], length - skip, stream[1],
+                                                  stream[2])
+                handle.seek(left + 4, os.SEEK_CUR)
+                continue
+            if stream:  # another chunk ends the frame's data
+                _frame_complete(stream, frame, name)
+                stream, frame = [], frame + 1
+            if kind == b"IEND":
+                break
+            if kind == b"fcTL" and length >= 12:
+                control = handle.read(12)
+                size = struct.unpack(">II", control[4:12])
+                handle.seek(length - 12 + 4, os.SEEK_CUR)
+                continue
+            handle.seek(length + 4, os.SEEK_CUR)
+        if stream:
+            _frame_complete(stream, frame, name)
+    finally:
+        if handle is not fp:
+            handle.close()
+        else:
+            handle.seek(start)
+
+
+def _count_inflated(
+    handle: IO[bytes], inflater, remaining: int, got: int, enough: int
+) -> tuple[int, int]:
+    """Inflate up to ``remaining`` bytes of one chunk's data from ``handle``, adding what comes
+    out to ``got`` until ``enough``; returns the new count and the chunk's bytes left unread."""
+    while remaining and got < enough and not inflater.eof:
+        data = handle.read(min(remaining, 1 << 20))
+        if not data:
+            return got, 0
+        remaining -= len(data)
+        while data and got < enough and not inflater.eof:
+            got += len(inflater.decompress(data, 1 << 22))
+            data = inflater.unconsumed_tail
+    return got, remaining
+
+
+def _frame_complete(stream: list, frame: int, name: str) -> None:
+    _, got, expected = stream
+    if got < expected:
+        raise TruncatedImageError(
+            f"{name}: the image data of frame {frame + 1} ends early ({got:,} of {expected:,} "
+            f"bytes: {got * 100 // max(expected, 1)} % of its rows); re-export it, or pass "
             "--allow-truncated to accept the rows it has"
         )
 

@@ -149,6 +149,9 @@ class Options:
         After k-means converges, try this many greedy swaps (move the centre that does least into
         the cluster with the most error, keep it if the error drops): a better optimum for more
         time. 0 (default) skips it. See :mod:`kmquant.swaps`.
+    per_frame : bool
+        For an animation: fit a palette to each frame instead of one over all frames. Only a GIF
+        holds a palette per frame (local colour tables); an (A)PNG holds one.
 
     Examples
     --------
@@ -192,6 +195,9 @@ class Options:
     swaps: int = field(default=0, metadata=_cli(
         "--swaps", "after k-means, try N greedy swaps for a better palette (e.g. 10: +0.06–0.10 dB "
         "for 0.05–0.2 s; default 0)", type=int, metavar="N"))
+    per_frame: bool = field(default=False, metadata=_cli(
+        "--per-frame", "animations: a palette per frame instead of one over all frames (GIF "
+        "output only: an indexed APNG holds one palette)", action="store_true"))
 
     def __post_init__(self) -> None:
         _check_int("n_colors", self.n_colors, 1, MAX_COLORS, hint="K must be between 1 and 256")
@@ -212,7 +218,7 @@ class Options:
         if self.max_memory is not None:
             _check_int("max_memory", self.max_memory, 2**20, 2**62,
                        hint="max_memory must be a number of bytes of at least 1 MiB")
-        for name in ("srgb", "strip"):
+        for name in ("srgb", "strip", "per_frame"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidOptionError(
                     f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -15,7 +15,9 @@ class Report:
 
     ``format`` says what was written, from the file's own header: ``"indexed PNG, 4-bit
     palette"``, ``"8-bit greyscale PNG"`` (smaller for a grey palette), ``"JPEG"``...
-    ``output`` is ``"<stdout>"`` when the image went to standard output.
+    ``output`` is ``"<stdout>"`` when the image went to standard output. ``frames`` is the
+    number of frames of an animation written whole (``width`` × ``height`` is then each frame's
+    canvas, and the bits per pixel count every frame's pixels); 1 for a still.
     """
 
     input: str
@@ -36,6 +38,7 @@ class Report:
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     k_choice: dict | None = None
+    frames: int = 1
 
     @property
     def ratio(self) -> float:
@@ -49,7 +52,7 @@ class Report:
 
     @property
     def bits_per_pixel(self) -> float:
-        return 8.0 * self.compressed_bytes / (self.width * self.height)
+        return 8.0 * self.compressed_bytes / (self.width * self.height * max(1, self.frames))
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict; an infinite PSNR (lossless) becomes ``None``."""
@@ -62,6 +65,7 @@ class Report:
         record["bits_per_pixel"] = round(self.bits_per_pixel, 4)
         record["seconds"] = round(self.seconds, 4)
         record["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
+        record["animated"] = self.frames > 1
         return record
 
     def to_json(self) -> str:
@@ -81,7 +85,8 @@ class Report:
             change = f"{1 / self.ratio:.2f}× larger, +{-self.reduction_pct:.1f}%"
         lines = [
             f"{self.input} → {self.output or '(not written)'}",
-            f"  size     {self.width}×{self.height}, {human_bytes(self.original_bytes)} → "
+            f"  size     {self.width}×{self.height}{self._frames_text()}, "
+            f"{human_bytes(self.original_bytes)} → "
             f"{human_bytes(self.compressed_bytes)}  ({change}, "
             f"{self.bits_per_pixel:.2f} bits/pixel, {self.format})",
             f"  colours  {self.colors_used} used of K={self.k_requested}",
@@ -90,6 +95,9 @@ class Report:
         ]
         lines += [f"  note     {note}" for note in self.notes]
         return "\n".join(lines)
+
+    def _frames_text(self) -> str:
+        return f" × {self.frames} frames (animation)" if self.frames > 1 else ""
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

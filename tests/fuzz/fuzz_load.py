@@ -65,6 +65,12 @@ def test_one_input(data: bytes) -> None:
                 pass
     except KmquantError:
         pass
+    load_frames = getattr(kmquant.load, "load_frames", None)  # animations: every frame
+    if load_frames is not None:
+        try:
+            load_frames(data, **LIMITS)
+        except KmquantError:
+            pass
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "KChoice": "choose",
     "load_image": "load",
     "LoadedImage": "load",
+    "load_frames": "load",
+    "LoadedFrames": "load",
     "available_engines": "engines",
     "Report": "report",
     "Options": "options",
@@ -38,18 +40,18 @@ _EXPORTS: dict[str, str] = {
         "KmquantError", "InvalidOptionError", "InputNotFoundError", "ImageReadError",
         "NotAnImageError", "TruncatedImageError", "UnsupportedModeError", "ImageTooLargeError",
         "OutputError", "OutputExistsError", "OutputNotWritableError", "EngineUnavailableError",
-        "AbortedError", "TargetUnreachableError",
+        "AbortedError", "TargetUnreachableError", "OutputLargerError", "ClusterError",
     )},
 }
 
 __all__ = [
     "quantize", "Result", "compress", "sweep", "SweepResult", "Target", "KChoice", "load_image",
-    "LoadedImage", "available_engines", "Report", "Options", "Quantizer", "remap", "read_palette",
-    "sample_path", "__version__",
+    "LoadedImage", "load_frames", "LoadedFrames", "available_engines", "Report", "Options",
+    "Quantizer", "remap", "read_palette", "sample_path", "__version__",
     "KmquantError", "InvalidOptionError", "InputNotFoundError", "ImageReadError",
     "NotAnImageError", "TruncatedImageError", "UnsupportedModeError", "ImageTooLargeError",
     "OutputError", "OutputExistsError", "OutputNotWritableError", "EngineUnavailableError",
-    "AbortedError", "TargetUnreachableError",
+    "AbortedError", "TargetUnreachableError", "OutputLargerError", "ClusterError",
 ]
 
 if TYPE_CHECKING:  # what a type checker and an IDE see; at run time __getattr__ imports these
@@ -57,6 +59,7 @@ if TYPE_CHECKING:  # what a type checker and an IDE see; at run time __getattr__
     from .engines import available_engines
     from .errors import (
         AbortedError,
+        ClusterError,
         EngineUnavailableError,
         ImageReadError,
         ImageTooLargeError,
@@ -66,6 +69,7 @@ if TYPE_CHECKING:  # what a type checker and an IDE see; at run time __getattr__
         NotAnImageError,
         OutputError,
         OutputExistsError,
+        OutputLargerError,
         OutputNotWritableError,
         TargetUnreachableError,
         TruncatedImageError,
@@ -73,7 +77,7 @@ if TYPE_CHECKING:  # what a type checker and an IDE see; at run time __getattr__
     )
     from .job import compress
     from .ksweep import SweepResult, sweep
-    from .load import LoadedImage, load_image
+    from .load import LoadedFrames, LoadedImage, load_frames, load_image
     from .options import Options
     from .palette import Quantizer, read_palette, remap
     from .pipeline import Result, quantize

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -171,9 +172,16 @@ def _connect(scheduler: str | None, workers: int) -> tuple[Any, Any]:
         if not client.nthreads():
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT * 6)
         return client, None
-    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                           processes=True, host="127.0.0.1", dashboard_address=None,
-                           silence_logs=logging.ERROR)
+    # Ctrl-C reaches the whole process group: the workers, started with SIGINT ignored, keep
+    # it so (Python leaves an ignored SIGINT alone), and this client alone stops the batch
+    # and closes them. Its HTTP server (health checks) on a free port of 127.0.0.1.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return Client(cluster), cluster
 
 

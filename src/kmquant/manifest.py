@@ -99,7 +99,7 @@ def unchanged(record: Mapping[str, Any] | None, src: str, dst: str | None, diges
     """Whether ``record`` (the manifest's last for ``src``) means there is nothing to redo.
 
     The input must have the recorded size and time, or else the recorded content hash; the
-    options the same digest; a ``done`` file's output must exist with the recorded size.
+    options the same digest; an output the record saw must exist with the recorded size.
     """
     if record is None or record.get("status") not in _KEPT:
         return False
@@ -114,11 +114,11 @@ def unchanged(record: Mapping[str, Any] | None, src: str, dst: str | None, diges
             storage.is_url(src) or storage.content_hash(src) != record.get("input_hash")):
         # a URL's bytes are read by the workers, not here: a changed time means redo
         return False
-    if record["status"] == "done":
+    if record.get("compressed_bytes") is not None:  # an output was there: it must still be
         output = record.get("output")
         written = storage.file_state(output) if isinstance(output, str) else None
         return written is not None and written[0] == record.get("compressed_bytes")
-    return True
+    return record["status"] == "skipped"  # nothing was written (it would have been larger)
 
 
 def _plain(value: Any) -> Any:

@@ -106,7 +106,8 @@ def _run(task: Task, options: dict[str, Any]) -> dict[str, Any]:
         if task.dst is not None and not force and _up_to_date(task.src, task.dst):
             # written meanwhile (by a run whose client was killed, say): nothing to redo
             return {"input": task.src, "output": task.dst, "status": "skipped",
-                    "reason": "up to date (the output is newer than the input)"}
+                    "reason": "up to date (the output is newer than the input)",
+                    **_input_state(task), "compressed_bytes": os.path.getsize(task.dst)}
         state = _input_state(task)
         report = compress(task.src, task.dst, **dict(
             options, force=force, out_dir=task.folder if task.dst is None else None))

@@ -238,15 +238,21 @@ def _batch(args: argparse.Namespace, options: dict, files) -> int:
         planned = None if k == "auto" else dst  # -k auto: the job names it from the K chosen
         record = records.get(src)
         if not args.force and unchanged(record, src, planned, digest):
-            skipped.append((src, record.get("output") if record else dst,
-                            "unchanged since the manifest's record"))
+            skipped.append({"input": src, "output": record.get("output") if record else dst,
+                            "status": "skipped",
+                            "reason": "unchanged since the manifest's record"})
             continue
         ours = record is not None and record.get("status") == "done" \
             and record.get("output") == dst  # this batch's own output of an earlier run
         if not args.force and not ours and _up_to_date(src, dst):
-            skipped.append((src, dst, "up to date (the output is newer than the input)"))
+            skipped.append({"input": src, "output": dst, "status": "skipped",
+                            "reason": "up to date (the output is newer than the input)",
+                            **(_recorded_state(src, dst) if manifest is not None else {})})
             continue
-        tasks.append(Task(src, planned, storage.parent(dst), overwrite=ours))
+        # an output that is not there now is this batch's own if it appears: written by a
+        # worker that died after its rename, whose task runs again
+        fresh = planned is not None and not _exists(dst)
+        tasks.append(Task(src, planned, storage.parent(dst), overwrite=ours or fresh))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run_batch(args, options, tasks, skipped, used, digest, manifest)
@@ -296,8 +302,10 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped, used: di
     from .. import storage
 
     tally = _Tally()
-    for src, dst, reason in skipped:
-        _emit(args, {"input": src, "output": dst, "status": "skipped", "reason": reason}, None)
+    for record in skipped:
+        if manifest is not None and "input_hash" in record:  # newly known: kept for the next
+            manifest.append(dict(record, options_digest=digest))
+        _emit(args, {key: record[key] for key in ("input", "output", "status", "reason")}, None)
         tally.skipped += 1
     # workers (on a cluster: other hosts, other folders) get absolute paths; the records
     # say the paths as they were given
@@ -318,9 +326,13 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped, used: di
             dst = task.dst
             if index not in reported and dst is not None and dst not in existing \
                     and not storage.is_url(dst) and os.path.exists(dst):
-                _emit(args, {"input": task.src, "output": dst, "status": "done",
-                             "compressed_bytes": os.path.getsize(dst), "options": used,
-                             "note": "written whole; its report was cut short by the interrupt"},
+                record = {"input": task.src, "output": dst, "status": "done",
+                          "compressed_bytes": os.path.getsize(dst),
+                          "note": "written whole; its report was cut short by the interrupt"}
+                if manifest is not None:
+                    manifest.append(dict(record, **_recorded_state(task.src, dst),
+                                         options_digest=digest))
+                _emit(args, dict(record, options=used),
                       f"{task.src} → {dst}: written whole (its report was cut short by the "
                       "interrupt)")
         raise
@@ -329,6 +341,22 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped, used: di
     if not args.quiet:
         print(one_line(tally.summary()), file=sys.stderr)
     return tally.failures[0][1] if tally.failures else 0
+
+
+def _recorded_state(src: str, dst: str) -> dict:
+    """What the manifest keeps of an input and its output that no worker reported on: the
+    input's size, time and (local) content hash, and the output's size."""
+    from .. import storage
+
+    try:
+        state, written = storage.file_state(src), storage.file_state(dst)
+        if state is None or written is None:
+            return {}
+        digest = None if storage.is_url(src) else storage.content_hash(src)
+    except (OSError, errors.KmquantError):
+        return {}
+    return {"input_bytes": state[0], "input_mtime": state[1], "input_hash": digest,
+            "compressed_bytes": written[0]}
 
 
 def _absolute(task):
@@ -409,7 +437,8 @@ def _report(args: argparse.Namespace, task, outcome, used: dict, digest: str, ta
     if "error" in record and not storage.is_url(task.src):  # the path as the user gave it
         record["error"] = record["error"].replace(os.path.abspath(task.src), task.src)
     status = record["status"]
-    if manifest is not None and (status != "skipped" or "exit_code" in record):
+    if manifest is not None and (status != "skipped" or "exit_code" in record
+                                 or "input_hash" in record):
         manifest.append({**{k: v for k, v in record.items() if k != "options"},
                          "options_digest": digest})
     if status == "failed":

@@ -66,6 +66,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_search.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_png.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_cli.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/bench_batch.py $(if $(DATA),--data $(DATA))
 
 # Coverage-guided fuzzing of the loader and quantizer (tests/fuzz/fuzz_load.py, atheris) over a
 # copy of the seed corpus (libFuzzer adds what it finds to it); a crash, an input over 2 GB or one

@@ -40,7 +40,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Any, TypeVar, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,6 +56,8 @@ from .errors import (
     UnsupportedModeError,
 )
 from .options import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS
+
+_T = TypeVar("_T")
 
 __all__ = ["ImageSource", "LoadedImage", "LoadedFrames", "load_image", "load_frames", "FORMATS",
            "ANIMATED_FORMATS", "DECODER_ERRORS", "decode_bytes", "animation_bytes"]
@@ -254,18 +256,7 @@ def load_image(
         pixels, notes = _to_array(_oriented(source))
         return LoadedImage(_normalise(pixels), source.format, source.mode, None, notes)
     limits = _Limits(max_pixels, max_memory, bool(allow_truncated), bool(srgb))
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _open(io.BytesIO(bytes(source)), name or "the given bytes", limits, None)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise InputNotFoundError(f"{path}: no such file; check the path")
-        if not path.is_file():
-            raise InputNotFoundError(f"{path}: not a file; give the path of an image file")
-        return _open(path, str(path), limits, path)
-    raise InvalidOptionError(
-        f"image must be a path, bytes, a PIL image or a uint8 array, got {type(source).__name__}"
-    )
+    return _from_file(source, name, limits, _open)
 
 
 def load_frames(
@@ -306,15 +297,20 @@ def load_frames(
     if isinstance(source, (np.ndarray, Image.Image)):
         return LoadedFrames.still(load_image(source, max_pixels=max_pixels))
     limits = _Limits(max_pixels, max_memory, bool(allow_truncated), bool(srgb))
+    return _from_file(source, name, limits, _open_frames)
+
+
+def _from_file(source: Any, name: str | None, limits: _Limits, opener: Callable[..., _T]) -> _T:
+    """``opener(fp, name, limits, path)`` on the bytes or the file ``source`` names."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _open_frames(io.BytesIO(bytes(source)), name or "the given bytes", limits, None)
+        return opener(io.BytesIO(bytes(source)), name or "the given bytes", limits, None)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
             raise InputNotFoundError(f"{path}: no such file; check the path")
         if not path.is_file():
             raise InputNotFoundError(f"{path}: not a file; give the path of an image file")
-        return _open_frames(path, str(path), limits, path)
+        return opener(path, str(path), limits, path)
     raise InvalidOptionError(
         f"image must be a path, bytes, a PIL image or a uint8 array, got {type(source).__name__}"
     )

@@ -87,7 +87,7 @@ def test_the_extension_of_dst_sets_the_format(photo, tmp_path):
     assert (tmp_path / "photo.jpg").read_bytes()[:2] == b"\xff\xd8" and report.format == "JPEG"
     report = kmquant.compress(photo, tmp_path / "photo.webp", n_colors=8)
     with Image.open(tmp_path / "photo.webp") as im:
-        assert im.format == "WEBP" and report.format == "RGB WebP"
+        assert im.format == "WEBP" and report.format == "RGB lossless WebP"
     with pytest.raises(kmquant.InvalidOptionError, match="cannot tell the output format"):
         kmquant.compress(photo, tmp_path / "photo.data", n_colors=8)
     with pytest.raises(kmquant.InvalidOptionError, match="disagree"):
@@ -130,3 +130,14 @@ def test_translucent_gif_says_its_transparency_is_on_or_off(tmp_path, crop_pixel
     Image.fromarray(rgba).save(src)
     report = kmquant.compress(src, tmp_path / "out.gif", n_colors=16)
     assert any("GIF has only on/off transparency" in note for note in report.notes)
+
+
+def test_webp_is_written_losslessly_and_smaller_than_the_png(tmp_path):
+    """A quantized picture in lossless WebP (libwebp's colour-indexing transform): the same
+    pixels as the indexed PNG, in fewer bytes, measured as such."""
+    png = kmquant.compress(kmquant.sample_path(), tmp_path / "s.png", n_colors=32)
+    webp = kmquant.compress(kmquant.sample_path(), tmp_path / "s.webp", n_colors=32)
+    with Image.open(tmp_path / "s.png") as a, Image.open(tmp_path / "s.webp") as b:
+        assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+    assert webp.compressed_bytes < png.compressed_bytes
+    assert webp.psnr == pytest.approx(png.psnr) and webp.format == "RGB lossless WebP"

@@ -567,6 +567,9 @@ def encode_as(
 ) -> bytes:
     """Encode full-colour pixels in a Pillow format (JPEG, WebP, TIFF, BMP, GIF, PNG).
 
+    WebP is written losslessly: a quantized picture of ≤ 256 colours is then a palette and
+    indices (libwebp's colour-indexing transform), smaller than the indexed PNG.
+
     Parameters
     ----------
     pixels : (H, W, C) uint8 ndarray
@@ -574,7 +577,7 @@ def encode_as(
         Pillow format name, e.g. ``"JPEG"``. Formats without alpha (:data:`NO_ALPHA_FORMATS`)
         get RGBA pixels flattened onto white (:func:`flatten`).
     quality : int
-        For lossy formats.
+        For JPEG.
     icc_profile : bytes, optional
         Embedded where the format has a place for it (JPEG, WebP, PNG, TIFF; BMP and GIF
         have none).
@@ -597,7 +600,11 @@ def encode_as(
     if fmt == "JPEG":
         return _save(im, fmt, quality=quality, **profile)
     if fmt == "WEBP":
-        return _save(im, fmt, quality=quality, method=6, **profile)
+        # lossless: libwebp's colour-indexing transform stores a ≤ 256-colour picture as a
+        # palette and indices. Effort 4 of 6 at quality (compression effort) 100: on the sample
+        # at K = 32, 42.9 KB in 0.13 s against 50.7 KB of indexed PNG and 72.6 KB of lossy
+        # WebP q90; effort 6 saved 0.4 % more for 5 s
+        return _save(im, fmt, lossless=True, quality=100, method=4, exact=True, **profile)
     if fmt == "PNG":
         return _save(im, fmt, compress_level=9, **profile)
     return _save(im, fmt)
@@ -643,8 +650,21 @@ def describe_encoding(data: bytes) -> str:
         return f"{bits}-bit {kind} PNG"
     with Image.open(io.BytesIO(data)) as im:
         name = {"WEBP": "WebP"}.get(im.format or "", im.format or "image")
+        if im.format == "WEBP" and _webp_lossless(data):
+            name = "lossless WebP"
         kind = {"L": "greyscale", "P": "palette", "LA": "greyscale + alpha"}.get(im.mode, im.mode)
     return name if (name, kind) == ("JPEG", "RGB") else f"{kind} {name}"
+
+
+def _webp_lossless(data: bytes) -> bool:
+    """Whether a WebP file's image is VP8L (lossless), from its RIFF chunks."""
+    offset = 12
+    while offset + 8 <= len(data):
+        kind, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind == b"VP8L"
+        offset += 8 + size + (size & 1)
+    return False
 
 
 def _save(im: Image.Image, fmt: str, **options: object) -> bytes:

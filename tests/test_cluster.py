@@ -586,3 +586,53 @@ def test_file_urls_in_and_out(tmp_path, capsys):
     for path in _outputs(out):
         _check_indexed(path)
     assert not _temporaries(tmp_path)
+
+
+def test_a_file_that_kills_workers_fails_alone(tmp_path):
+    """A task of several files whose worker dies (here: the nanny kills a worker over its
+    memory limit, on a 9000×9000 picture) is tried again one file to a task, so only the file
+    that kills workers fails (exit 13), and the files that shared its task are done."""
+    from kmquant.executors import on_dask
+    from kmquant.tasks import Task
+
+    rng = np.random.default_rng(5)
+    # the killer last: with no retries allowed, a task merely waiting on the dying worker would
+    # be given up on too (with Dask's default of 3 it would be tried again)
+    names = ["p0.png", "p1.png", "big.png"]
+    for name in names:
+        if name != "big.png":
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), np.uint8)).save(tmp_path / name)
+    Image.new("RGB", (9000, 9000), (10, 200, 30)).save(tmp_path / "big.png")  # 243 MB decoded
+    file = tmp_path / "scheduler.json"
+    processes: list[subprocess.Popen] = []
+
+    def start(name: str, *args: str, env: dict | None = None) -> None:
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            processes.append(subprocess.Popen(
+                [str(DASK), *args], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, env=env))
+
+    try:  # the first death of a worker on a task gives up on it (no retries: seconds each)
+        start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+              "--scheduler-file", str(file),
+              env=dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0"))
+        address = _wait_for(lambda: _scheduler_address(file), 60, "the scheduler file",
+                            interval=0.1)
+        start("worker", "worker", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
+              "--scheduler-file", str(file), "--memory-limit", "400MiB",
+              "--local-directory", str(tmp_path / "scratch"))
+        # overwrite: as the command line plans outputs that do not exist yet (a retry replaces
+        # what the dead task wrote)
+        tasks = [Task(str(tmp_path / n), str(tmp_path / f"out-{n}"), str(tmp_path), True)
+                 for n in names]
+        outcomes = dict(on_dask(tasks, {"n_colors": 8, "measure": False}, scheduler=address,
+                                chunk=3))
+    finally:
+        for process in reversed(processes):
+            _stop_group(process)
+    assert sorted(outcomes) == [0, 1, 2]
+    assert [outcomes[i]["status"] for i in (0, 1)] == ["done"] * 2
+    killer = outcomes[2]
+    assert type(killer).__name__ == "ClusterError" and "died" in str(killer)
+    assert not (tmp_path / "out-big.png").exists()
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -18,15 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import distributed  # the dask extra, which make test installs
 import numpy as np
 import pytest
 from PIL import Image
-
-try:
-    import distributed
-except ImportError:  # pragma: no cover - make test installs the dask extra
-    pytest.skip("the Dask engine needs distributed: pip install -e '.[dask]' (make test installs it)",
-                allow_module_level=True)
 
 DASK = Path(sys.executable).with_name("dask")
 MANIFEST = "kmquant-manifest.jsonl"

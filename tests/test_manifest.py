@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path, PurePath
 
+import fsspec  # noqa: E402  (the dask extra, which make test installs)
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,8 +17,6 @@ from kmquant.batch import expand_inputs, plan_outputs
 from kmquant.cli import main
 from kmquant.manifest import MANIFEST_NAME, Manifest, options_digest, unchanged
 from kmquant.tasks import Task, run_task
-
-fsspec = pytest.importorskip("fsspec", reason="the dask extra (fsspec) is not installed")
 
 
 def _image(path: Path, seed: int, size=(24, 32)) -> None:
@@ -244,7 +243,6 @@ def test_storage_basics(memory, tmp_path):
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_13(capsys, photos, monkeypatch):
-    pytest.importorskip("distributed", reason="the dask extra is not installed")
     from kmquant import executors
 
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 1)

@@ -77,6 +77,10 @@ def in_pool(tasks: Sequence[Task], options: dict[str, Any], jobs: int, *, window
                 index = futures.pop(future)
                 submit(1)
                 yield index, _outcome(future)
+    except GeneratorExit:  # closed by the caller (interrupted there): stop, yield nothing
+        stopped = True
+        _stop_workers(pool)
+        raise
     except BaseException:
         # no future.cancel() here: the executor marks the pending ones broken itself once its
         # workers are gone (cancelling them too makes it fail, CPython 3.11)
@@ -147,7 +151,7 @@ def on_dask(tasks: Sequence[Task], options: dict[str, Any], *, scheduler: str | 
                 running.add(future)
 
         submit(window)
-        for future in running:
+        for future in _finished(running):
             group = pending.pop(future.key)
             if future.status == "error":
                 fault = future.exception()
@@ -169,6 +173,19 @@ def on_dask(tasks: Sequence[Task], options: dict[str, Any], *, scheduler: str | 
             except Exception:
                 pass
         _disconnect(client, cluster)
+
+
+def _finished(running: Any) -> Iterator[Any]:
+    """The futures of an ``as_completed`` as they finish, waiting in short sleeps here rather
+    than inside Dask: a signal (Ctrl-C, SIGTERM) then interrupts this wait, not a call into
+    the client half-way, and the batch stops at once."""
+    import time
+
+    while not running.is_empty():
+        finished = running.next_batch(block=False)
+        if not finished:
+            time.sleep(0.02)
+        yield from finished
 
 
 def _connect(scheduler: str | None, workers: int) -> tuple[Any, Any]:

@@ -320,6 +320,10 @@ def _run_batch(args: argparse.Namespace, options: dict, tasks, skipped, used: di
             bar.update(1)
             _report(args, tasks[index], outcome, used, digest, tally, manifest)
     except KeyboardInterrupt:
+        # stop the workers now, whether the interrupt came while waiting for them or while a
+        # record was written here (then the executor has not seen it: closing it stops them),
+        # so that no file is written after the look at the disk below
+        outcomes.close()
         # a worker may have written its file and been stopped before its report came back:
         # every file written is reported, so report those from what is on disk
         for index, task in enumerate(tasks):

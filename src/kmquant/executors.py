@@ -20,6 +20,7 @@ import collections
 import itertools
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -126,6 +127,16 @@ def on_dask(tasks: Sequence[Task], options: dict[str, Any], *, scheduler: str | 
     """
     client, cluster = _connect(scheduler, workers)
     pending: dict[str, list[int]] = {}
+    # a LocalCluster's worker processes: closed, each ends the file it is writing, and the
+    # batch waits for that, so every file written is there when it looks
+    local = list(client.run(os.getpid).values()) if cluster is not None else []
+    # Ctrl-C and SIGTERM only set a flag, which the wait below turns into KeyboardInterrupt:
+    # raised at any moment, it could land inside the client holding a lock
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
         from distributed import as_completed
 
@@ -151,7 +162,7 @@ def on_dask(tasks: Sequence[Task], options: dict[str, Any], *, scheduler: str | 
                 running.add(future)
 
         submit(window)
-        for future in _finished(running):
+        for future in _finished(running, stop):
             group = pending.pop(future.key)
             if future.status == "error":
                 fault = future.exception()
@@ -167,21 +178,42 @@ def on_dask(tasks: Sequence[Task], options: dict[str, Any], *, scheduler: str | 
             submit(1)
             yield from zip(group, outcomes)
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if pending:  # interrupted: what has not started will not; running tasks end their write
             try:
                 client.cancel([f for f in running.futures], force=True)  # type: ignore[attr-defined]
             except Exception:
                 pass
         _disconnect(client, cluster)
+        _wait_gone(local, 3.0)
 
 
-def _finished(running: Any) -> Iterator[Any]:
-    """The futures of an ``as_completed`` as they finish, waiting in short sleeps here rather
-    than inside Dask: a signal (Ctrl-C, SIGTERM) then interrupts this wait, not a call into
-    the client half-way, and the batch stops at once."""
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait until the processes ``pids`` have ended (or are zombies), at most ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    if handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        break
+            except (OSError, IndexError):
+                break  # gone (or no /proc: nothing to wait on)
+            time.sleep(0.02)
+
+
+def _finished(running: Any, stop: threading.Event) -> Iterator[Any]:
+    """The futures of an ``as_completed`` as they finish, waiting in short sleeps here; when
+    ``stop`` is set (by a signal), KeyboardInterrupt is raised from here, between calls into
+    the client."""
     import time
 
     while not running.is_empty():
+        if stop.is_set():
+            raise KeyboardInterrupt
         finished = running.next_batch(block=False)
         if not finished:
             time.sleep(0.02)

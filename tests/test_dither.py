@@ -24,13 +24,23 @@ from kmquant.dither import (
     DEFAULT_CLAMP,
     DITHER_METHODS,
     MATRIX_SIZES,
+    RATE_CEIL,
+    RATE_FLOOR,
+    adaptive,
     bayer_matrix,
     dither,
+    dither_map,
     floyd_steinberg,
+    local_activity,
+    mean_nearest_distance,
     nearest,
     ordered,
     ordered_spread,
+    rate_aware,
+    rate_weights,
+    refit_palette,
 )
+from kmquant.encode import encode_png, order_palette
 
 BLACK_WHITE = np.array([[0, 0, 0], [255, 255, 255]], dtype=np.uint8)
 
@@ -626,7 +636,7 @@ def test_ordered_leaves_alpha_alone():
 
 
 def test_unknown_method_names_the_allowed_ones(crop_pixels, crop_palette):
-    with pytest.raises(InvalidOptionError, match="none, fs, ordered"):
+    with pytest.raises(InvalidOptionError, match="none, on, fs, ordered"):
         dither(crop_pixels, crop_palette, "atkinson")
 
 
@@ -781,3 +791,216 @@ def test_kernels_leave_out_unchanged_when_they_refuse():
     with pytest.raises(ValueError):
         call_kernel("fs", out=out, clear=np.array([7], np.int64))
     assert np.all(out == 99)
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive dithering (``on``) and rate-aware entries
+
+
+def _ramp_and_texture() -> tuple[np.ndarray, np.ndarray]:
+    """Left half a slow horizontal grey ramp (bands), right half random texture; 6 greys."""
+    rng = np.random.default_rng(3)
+    image = np.zeros((64, 256, 3), dtype=np.uint8)
+    image[:, :128] = np.linspace(40, 200, 128).round().astype(np.uint8)[None, :, None]
+    image[:, 128:] = rng.integers(0, 256, (64, 128, 1), dtype=np.uint8)
+    palette = np.linspace(0, 255, 6).round().astype(np.uint8)[:, None].repeat(3, axis=1)
+    return image, palette
+
+
+def test_dither_map_is_high_on_bands_and_zero_on_texture_and_transparency():
+    image, palette = _ramp_and_texture()
+    levels = dither_map(image, nearest(image, palette))
+    assert levels.shape == image.shape[:2] and levels.dtype == np.float32
+    assert 0.0 <= levels.min() and levels.max() <= 1.0
+    assert levels[4:-4, 8:100].mean() > 0.6  # the ramp: wide bands of one entry
+    assert levels[4:-4, 140:-4].max() == 0.0  # the texture: no dithering at all
+    rgba = np.concatenate([image, np.full((64, 256, 1), 255, dtype=np.uint8)], axis=2)
+    rgba[:, :20, 3] = 0
+    rgba_palette = np.concatenate([palette, np.full((6, 1), 255, dtype=np.uint8)], axis=1)
+    assert dither_map(rgba, nearest(rgba, rgba_palette))[:, :20].max() == 0.0
+
+
+def test_adaptive_dithers_the_bands_and_leaves_the_texture_alone():
+    image, palette = _ramp_and_texture()
+    plain, dithered = nearest(image, palette), adaptive(image, palette)
+    blur = lambda a: ndimage.gaussian_filter(a.astype(np.float64), sigma=(2, 2, 0))
+    inner = (slice(6, -6), slice(12, 116))
+    err = lambda idx: np.abs(blur(image) - blur(palette[idx]))[inner].mean()
+    assert err(dithered) < 0.5 * err(plain)  # the bands are gone once blurred
+    texture = (slice(2, -2), slice(132, -2))
+    assert (dithered[texture] == plain[texture]).mean() > 0.99  # texture keeps its nearest colours
+    fs = floyd_steinberg(image, palette)
+    assert (fs[texture] != plain[texture]).mean() > 0.1  # where plain error diffusion adds noise
+
+
+def test_adaptive_with_zero_strength_is_the_nearest_colour(crop_pixels, crop_palette):
+    np.testing.assert_array_equal(adaptive(crop_pixels, crop_palette, strength=0.0),
+                                  nearest(crop_pixels, crop_palette))
+
+
+def test_adaptive_costs_fewer_bytes_and_less_psnr_than_floyd_steinberg(crop_pixels, crop_palette):
+    def png_and_sse(indices):
+        pal, idx = order_palette(crop_palette, indices)
+        diff = crop_pixels.astype(np.int64) - crop_palette[indices]
+        return len(encode_png(pal, idx)), int((diff * diff).sum())
+
+    fs, on = (png_and_sse(f(crop_pixels, crop_palette)) for f in (floyd_steinberg, adaptive))
+    assert on[0] < fs[0] and on[1] < fs[1]
+
+
+def test_rate_aware_with_zero_strength_is_the_nearest_colour(crop_pixels, crop_palette):
+    np.testing.assert_array_equal(rate_aware(crop_pixels, crop_palette, rdo=0.0),
+                                  nearest(crop_pixels, crop_palette))
+
+
+@pytest.mark.parametrize("rdo", [0.5, 2.0, 8.0])
+def test_rate_aware_never_pays_more_than_its_price_in_error(crop_pixels, crop_palette, rdo):
+    near = nearest(crop_pixels, crop_palette)
+    chosen = rate_aware(crop_pixels, crop_palette, rdo=rdo)
+    d2 = lambda idx: ((crop_pixels.astype(np.float64) - crop_palette[idx]) ** 2).sum(axis=2)
+    price = rdo * mean_nearest_distance(crop_pixels, crop_palette, near)
+    extra = d2(chosen) - d2(near)
+    assert extra.min() >= -1e-9  # never closer than the nearest
+    # the Lagrangian bound: a literal costs `price` times the pixel's rate weight
+    assert (extra <= price * rate_weights(crop_pixels) + 1e-4).all()
+    assert (chosen != near).any()
+
+
+def test_rate_aware_files_are_smaller_the_stronger_it_is(crop_pixels, crop_palette):
+    sizes = []
+    for rdo in (0.0, 1.0, 4.0):
+        pal, idx = order_palette(crop_palette, rate_aware(crop_pixels, crop_palette, rdo=rdo))
+        sizes.append(len(encode_png(pal, idx)))
+    assert sizes[0] > sizes[1] > sizes[2]
+
+
+def test_rate_aware_takes_the_run_when_two_entries_are_equally_close():
+    # Grey 100 is 28 from 72 and from 128: the nearest (ties to the lower index) is 72 on its
+    # own, but after a run of 128s the run wins.
+    palette = np.array([[72] * 3, [128] * 3], dtype=np.uint8)
+    image = np.full((1, 8, 3), 128, dtype=np.uint8)
+    image[0, 4:] = 100
+    assert nearest(image, palette)[0, 4:].tolist() == [0] * 4
+    assert rate_aware(image, palette, rdo=1.0)[0].tolist() == [1] * 8
+
+
+def test_rate_aware_and_adaptive_map_transparent_pixels_to_the_transparent_entry():
+    rgba = np.zeros((16, 16, 4), dtype=np.uint8)
+    rgba[:, :, :3] = np.arange(16, dtype=np.uint8)[None, :, None] * 16
+    rgba[:, :, 3] = 255
+    rgba[4:8, 4:8, 3] = 0
+    palette = np.array([[0, 0, 0, 0], [0, 0, 0, 255], [128, 128, 128, 255],
+                        [250, 250, 250, 255]], dtype=np.uint8)
+    for indices in (rate_aware(rgba, palette, rdo=4.0), adaptive(rgba, palette, rdo=4.0)):
+        assert (indices[4:8, 4:8] == 0).all()
+        assert (indices[rgba[:, :, 3] == 255] != 0).all()
+
+
+def test_refit_moves_each_used_entry_to_its_mean_and_keeps_the_rest():
+    pixels = np.array([[[10, 20, 30, 255], [14, 20, 30, 255], [200, 0, 0, 0]]], dtype=np.uint8)
+    palette = np.array([[0, 0, 0, 255], [9, 9, 9, 0], [99, 99, 99, 255]], dtype=np.uint8)
+    indices = np.array([[0, 0, 1]], dtype=np.uint8)
+    refit = refit_palette(pixels, indices, palette)
+    assert refit.tolist() == [[12, 20, 30, 255], [9, 9, 9, 0], [99, 99, 99, 255]]
+
+
+def test_refit_lowers_the_error_of_rate_aware_indices(crop_pixels, crop_palette):
+    indices = rate_aware(crop_pixels, crop_palette, rdo=3.0)
+    sse = lambda pal: float(((crop_pixels.astype(np.float64) - pal[indices]) ** 2).sum())
+    assert sse(refit_palette(crop_pixels, indices, crop_palette)) < sse(crop_palette)
+
+
+@pytest.mark.parametrize("rdo", [-1.0, float("nan"), "2"])
+def test_bad_rdo_is_refused(crop_pixels, crop_palette, rdo):
+    with pytest.raises(InvalidOptionError, match="rdo must be a number >= 0"):
+        rate_aware(crop_pixels, crop_palette, rdo=rdo)
+
+
+def test_adaptive_kernel_refuses_a_map_of_the_wrong_shape(crop_pixels, crop_palette):
+    pal = crop_palette.astype(np.float64)
+    with pytest.raises(ValueError, match="levels must be"):
+        _dither.adaptive_indices(
+            crop_pixels, pal, np.zeros((len(pal), len(pal)), dtype=np.int64),
+            np.zeros((len(pal), len(pal))), np.zeros(0, dtype=np.int64),
+            np.zeros((3, 3), dtype=np.float32), np.zeros((0, 0), dtype=np.float32),
+            np.zeros((0, 0), dtype=np.uint8), 8.0, 0.0, 0.0, 0.0,
+            np.empty(crop_pixels.shape[:2], dtype=np.uint8))
+    with pytest.raises(ValueError, match="rates must be"):
+        _dither.adaptive_indices(
+            crop_pixels, pal, np.zeros((len(pal), len(pal)), dtype=np.int64),
+            np.zeros((len(pal), len(pal))), np.zeros(0, dtype=np.int64),
+            np.zeros((0, 0), dtype=np.float32), np.zeros((2, 2), dtype=np.float32),
+            np.zeros((0, 0), dtype=np.uint8), 8.0, 0.0, 1.0, 1.0,
+            np.empty(crop_pixels.shape[:2], dtype=np.uint8))
+
+
+def test_rate_weights_are_low_on_smooth_areas_and_high_on_texture():
+    image, _ = _ramp_and_texture()
+    weights = rate_weights(image)
+    assert weights.shape == image.shape[:2] and weights.dtype == np.float32
+    assert weights[4:-4, 4:120].max() < RATE_FLOOR + 0.1  # the slow ramp (steps of 1 level)
+    assert np.median(weights[4:-4, 136:-4]) == pytest.approx(RATE_CEIL)  # the noise
+    activity = local_activity(image)
+    assert activity[4:-4, 4:120].max() <= 2 and activity[4:-4, 136:-4].min() > 32
+
+
+def test_rate_aware_spares_smooth_areas_and_works_on_texture():
+    image, palette = _ramp_and_texture()
+    near, chosen = nearest(image, palette), rate_aware(image, palette, rdo=4.0)
+    changed = chosen != near
+    assert changed[:, :120].mean() < 0.01 < 0.05 < changed[:, 136:].mean()
+
+
+def _activity_reference(pixels: np.ndarray) -> np.ndarray:
+    """Second differences by NumPy slices, then a 3 × 3 maximum (border repeated)."""
+    colour = (pixels[:, :, :3] if pixels.shape[2] == 4 else pixels).astype(np.int64)
+    raw = np.zeros(pixels.shape[:2], dtype=np.int64)
+    if pixels.shape[1] >= 3:
+        h = np.abs(2 * colour[:, 1:-1] - colour[:, :-2] - colour[:, 2:]).max(axis=2)
+        raw[:, 1:-1] = np.maximum(raw[:, 1:-1], h)
+    if pixels.shape[0] >= 3:
+        v = np.abs(2 * colour[1:-1] - colour[:-2] - colour[2:]).max(axis=2)
+        raw[1:-1] = np.maximum(raw[1:-1], v)
+    return ndimage.maximum_filter(raw, size=3, mode="nearest")
+
+
+@pytest.mark.parametrize("shape", [(64, 96, 3), (17, 5, 4), (9, 11, 1), (1, 7, 3), (2, 2, 3)])
+def test_local_activity_is_the_reference(shape):
+    pixels = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    np.testing.assert_array_equal(local_activity(pixels), _activity_reference(pixels))
+
+
+def test_local_activity_of_the_crop_is_the_reference(crop_pixels):
+    np.testing.assert_array_equal(local_activity(crop_pixels), _activity_reference(crop_pixels))
+
+
+def test_mean_nearest_distance_is_the_mean_squared_distance(crop_pixels, crop_palette):
+    indices = nearest(crop_pixels, crop_palette)
+    diff = crop_pixels.astype(np.float64) - crop_palette[indices]
+    assert mean_nearest_distance(crop_pixels, crop_palette, indices) == pytest.approx(
+        (diff**2).sum(axis=2).mean(), rel=1e-12)
+    with pytest.raises(ValueError, match="outside the palette"):
+        mean_nearest_distance(crop_pixels, crop_palette[:2], indices)
+
+
+def test_given_nearest_entries_are_checked_and_skip_the_search(crop_pixels, crop_palette):
+    pal = crop_palette.astype(np.float64)
+    k = len(pal)
+    tables = (np.argsort(np.zeros((k, k)), axis=1).astype(np.int64), np.zeros((k, k)))
+    near = nearest(crop_pixels, crop_palette)
+
+    def run(levels, known):
+        out = np.empty(crop_pixels.shape[:2], dtype=np.uint8)
+        _dither.adaptive_indices(crop_pixels, pal, *tables, np.zeros(0, dtype=np.int64), levels,
+                                 np.zeros((0, 0), dtype=np.float32), known, 8.0, 0.0, 0.0, 0.0,
+                                 out)
+        return out
+
+    no_map = np.zeros((0, 0), dtype=np.float32)
+    np.testing.assert_array_equal(run(no_map, near), near)  # taken as given, no search
+    shifted = ((near.astype(int) + 1) % k).astype(np.uint8)
+    np.testing.assert_array_equal(run(no_map, shifted), shifted)
+    with pytest.raises(ValueError, match="not an entry of the palette"):
+        run(no_map, np.full_like(near, k))
+    with pytest.raises(ValueError, match="nearest must be"):
+        run(np.ones(near.shape, dtype=np.float32), near)

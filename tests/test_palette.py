@@ -23,7 +23,7 @@ def test_remap_is_the_function_not_a_module():
 
 
 def test_one_palette_for_all_images_in_the_same_order(two_images):
-    quantizer = kmquant.Quantizer(n_colors=16).fit(*two_images)
+    quantizer = kmquant.Quantizer(n_colors=16, rdo=0).fit(*two_images)
     palette = quantizer.palette_
     assert palette.shape == (16, 3)
     for image in two_images:
@@ -42,8 +42,18 @@ def test_fitting_many_images_is_fitting_their_merged_histogram(two_images):
     together = kmquant.Quantizer(n_colors=12).fit(*two_images).palette_
     alone = kmquant.Quantizer(n_colors=12).fit(stacked).palette_
     assert np.array_equal(together, alone)
-    assert {tuple(c) for c in together} == {tuple(c) for c in kmquant.quantize(stacked,
-                                                                               12).palette}
+    assert {tuple(c) for c in together} == {
+        tuple(c) for c in kmquant.quantize(stacked, 12, rdo=0).palette}
+
+
+def test_rate_aware_remap_keeps_the_palette_and_makes_smaller_files(sample_pixels):
+    exact = kmquant.Quantizer(n_colors=32, rdo=0).fit(sample_pixels)
+    rate = kmquant.Quantizer(n_colors=32).fit(sample_pixels)
+    assert np.array_equal(exact.palette_, rate.palette_)  # the same fit
+    a, b = exact.remap(sample_pixels), rate.remap(sample_pixels)
+    assert np.array_equal(b.palette, rate.palette_)  # a given palette is never refitted
+    assert not np.array_equal(a.indices, b.indices)
+    assert len(b.to_png()) < 0.9 * len(a.to_png())
 
 
 def test_kept_colours_are_exact_and_their_pixels_map_to_them(two_images):

@@ -134,8 +134,10 @@ def quantize_frames(
     if frames.ndim != 4 or frames.shape[0] < 1:
         raise InvalidOptionError(f"frames must be an (F, H, W, C) array, got {frames.shape}")
     engine = engine or get_engine(options.engine)
-    # each frame was checked against max_pixels as it was decoded; the stack is not one picture
-    opts = options.replace(max_pixels=None)
+    # each frame was checked against max_pixels as it was decoded; the stack is not one picture.
+    # Rate-aware entries are off: a pixel's entry would depend on its neighbours, so a pixel that
+    # stays the same could change entry from frame to frame and widen every frame's changed box.
+    opts = options.replace(max_pixels=None, rdo=0.0)
     if options.per_frame:
         if palette is not None:
             raise InvalidOptionError(
@@ -168,7 +170,7 @@ def from_stacked(
     timings = dict(result.timings)
     if options.dither != "none" and not result.lossless and result.palette.shape[0] > 1:
         clock = time.perf_counter()
-        each = options.replace(max_pixels=None)
+        each = options.replace(max_pixels=None, rdo=0.0)
         indices = np.stack([remap(frame, result.palette, options=each).indices
                             for frame in frames])
         timings["remap"] = timings.get("remap", 0.0) + time.perf_counter() - clock

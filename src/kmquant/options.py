@@ -52,7 +52,21 @@ ENGINE_NAMES = ("auto", "native", "numpy", "sklearn", "sklearn-elkan", "sklearn-
 #: Working colour spaces (:mod:`kmquant.colorspace`).
 SPACE_NAMES = ("rgb", "linear", "oklab", "lab")
 #: Dithering methods (:mod:`kmquant.dither`).
-DITHER_METHODS = ("none", "fs", "ordered")
+DITHER_METHODS = ("none", "on", "fs", "ordered")
+#: Rate-aware strength by default (:func:`kmquant.dither.rate_aware`): the price of a literal in
+#: units of the palette's mean squared error, chosen by Bjøntegaard delta rate on the Kodak photos
+#: (``bench/bench_rd.py``, README "Pictures per byte").
+DEFAULT_RDO = 4.0
+MAX_RDO = 100.0
+#: Effort levels, as pngquant's ``--speed``: 1 searches longest for the smallest, best file,
+#: 10 is quickest. Per level: (random swaps at least, k-means tolerance × this, libdeflate level
+#: or None for :func:`kmquant.encode.default_level`). Time and bytes of each level:
+#: ``bench/bench_rd.py`` (README "Pictures per byte").
+SPEEDS: dict[int, tuple[int, float, int | None]] = {
+    1: (20, 0.1, 12), 2: (10, 0.1, 12), 3: (5, 1.0, 11), 4: (0, 1.0, None), 5: (0, 2.0, None),
+    6: (0, 5.0, None), 7: (0, 10.0, 8), 8: (0, 10.0, 6), 9: (0, 20.0, 4), 10: (0, 50.0, 2),
+}
+DEFAULT_SPEED = 4
 #: Seeding methods (:mod:`kmquant.seeding`).
 INIT_NAMES = ("k-means++",)
 
@@ -188,10 +202,18 @@ class Options:
     strip: bool = field(default=False, metadata=_cli(
         "--strip", "write no ICC profile or other metadata", action="store_true"))
     dither: str = field(default="none", metadata=_cli(
-        "--dither", "none (default), fs (Floyd–Steinberg) or ordered (Bayer): hides banding, costs "
-        "bytes and PSNR", choices=DITHER_METHODS))
+        "--dither", "none (default); on: kmquant's best, adaptive dithering that hides banding in "
+        "smooth areas and leaves edges and texture alone; fs (plain Floyd–Steinberg) or ordered "
+        "(Bayer)", choices=DITHER_METHODS))
     dither_strength: float = field(default=1.0, metadata=_cli(
         "--dither-strength", "0 to 1 (default 1)", type=float, metavar="S"))
+    rdo: float = field(default=DEFAULT_RDO, metadata=_cli(
+        "--rdo", f"rate-aware pixels: where a palette entry deflate has just seen is nearly as "
+        f"close, take it; the strength of that trade, 0 (off: always the nearest) upward "
+        f"(default {DEFAULT_RDO:g}; --space rgb only)", type=float, metavar="S"))
+    speed: int = field(default=DEFAULT_SPEED, metadata=_cli(
+        "--speed", f"effort, as pngquant: 1 (slowest: palette search and strongest deflate) to "
+        f"10 (fastest); default {DEFAULT_SPEED}", type=int, metavar="N"))
     swaps: int = field(default=0, metadata=_cli(
         "--swaps", "after k-means, try N greedy swaps for a better palette (e.g. 10: +0.06–0.10 dB "
         "for 0.05–0.2 s; default 0)", type=int, metavar="N"))
@@ -212,7 +234,10 @@ class Options:
         if not _is_real(self.dither_strength) or not 0.0 <= self.dither_strength <= 1.0:
             raise InvalidOptionError(
                 f"dither strength must be between 0 and 1, got {self.dither_strength!r}")
+        if not _is_real(self.rdo) or not (math.isfinite(self.rdo) and 0 <= self.rdo <= MAX_RDO):
+            raise InvalidOptionError(f"rdo must be a number from 0 to {MAX_RDO:g}, got {self.rdo!r}")
         _check_int("swaps", self.swaps, 0, 10_000)
+        _check_int("speed", self.speed, 1, 10, hint="speed must be an integer from 1 to 10")
         if self.max_pixels is not None:
             _check_int("max_pixels", self.max_pixels, 1, 2**62)
         if self.max_memory is not None:
@@ -225,6 +250,21 @@ class Options:
         if not isinstance(self.allow_truncated, bool):
             raise InvalidOptionError(
                 f"allow_truncated must be True or False, got {self.allow_truncated!r}")
+
+    @property
+    def effective_swaps(self) -> int:
+        """Random swaps to run: ``swaps``, or more when ``speed`` asks for them."""
+        return max(self.swaps, SPEEDS[self.speed][0])
+
+    @property
+    def effective_tol(self) -> float:
+        """The k-means tolerance scaled by ``speed``."""
+        return self.tol * SPEEDS[self.speed][1]
+
+    @property
+    def deflate_level(self) -> int | None:
+        """The libdeflate level ``speed`` asks for (None: the default for the image's size)."""
+        return SPEEDS[self.speed][2]
 
     def replace(self, **changes: Any) -> Options:
         """Return a copy with some fields changed (validated again)."""

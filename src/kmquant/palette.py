@@ -109,7 +109,7 @@ class Quantizer:
             else:
                 start = seed_centers(opts.init, X, w, k, opts.seed)
             fitted = refine(get_engine(opts.engine).bind(X, w), start, max_iter=opts.max_iter,
-                            tol=opts.tol, seed=opts.seed, progress=progress, fixed=n_kept)
+                            tol=opts.effective_tol, seed=opts.seed, progress=progress, fixed=n_kept)
             free_part = from_working_unique(fitted.centers[n_kept:], opts.space)
             parts = [reserved] + ([kept] if kept is not None else []) + [free_part]
             palette = _unique_rows(np.concatenate(parts))
@@ -165,8 +165,9 @@ def remap(
     notes: list[str] = []
     if loaded.channels == 4 and bool((colors[:, 3] == 255).all()):
         notes.append("the palette has no transparent entry: transparent pixels become opaque")
-    if opts.dither != "none" and len(colors) > 1:
-        indices = dither(pixels, colors, opts.dither, strength=opts.dither_strength)
+    rdo = opts.rdo if opts.space == "rgb" else 0.0  # rate-aware entries weigh RGB error
+    if (opts.dither != "none" or rdo) and len(colors) > 1:
+        indices = dither(pixels, colors, opts.dither, strength=opts.dither_strength, rdo=rdo)
     else:
         histogram = color_histogram(pixels, clear_transparent=channels == 4)
         labels = nearest_entries(histogram, colors, space=opts.space)

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from .colorspace import from_working, to_working
-from .dither import dither
+from .dither import adaptive, dither, rate_aware, refit_palette
 from .encode import encode_png, order_palette, palette_order, write_atomic
 from .engines import Engine, Session, get_engine
 from .errors import ImageTooLargeError
@@ -55,6 +55,8 @@ class Result:
         Things a user should know (lossless shortcut, unconverged run...).
     lossless : bool
         The image had no more than K colours: every pixel keeps its exact colour.
+    deflate_level : int or None
+        The libdeflate level :meth:`to_png` uses (None: the default for the image's size).
     """
 
     palette: NDArray[np.uint8]
@@ -66,6 +68,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     lossless: bool = False
+    deflate_level: int | None = None
 
     @property
     def colors_used(self) -> int:
@@ -82,7 +85,7 @@ class Result:
 
     def to_png(self) -> bytes:
         """The indexed PNG (smallest bit depth for K, tRNS when translucent)."""
-        return encode_png(self.palette, self.indices)
+        return encode_png(self.palette, self.indices, level=self.deflate_level)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the indexed PNG atomically; see :func:`kmquant.encode.write_atomic`."""
@@ -250,7 +253,7 @@ def quantize_prepared(
         n_iter, inertia = fitted.n_iter, fitted.inertia
 
     clock = time.perf_counter()
-    if options.dither == "none" or palette.shape[0] < 2 or centers is None:
+    if options.dither in ("none", "on") or palette.shape[0] < 2 or centers is None:
         # each distinct colour's entry, ordered from the histogram's counts, then one pass over
         # the pixels (no count or rewrite of the indices afterwards)
         if centers is None:  # lossless: colour i of the histogram is palette entry i
@@ -263,6 +266,9 @@ def quantize_prepared(
         used = np.bincount(labels, weights=histogram.counts, minlength=palette.shape[0])
         palette, new_index = palette_order(palette, used)
         indices = histogram.lookup(prepared.pixels, new_index[labels])
+        rate = options.rdo if options.space == "rgb" else 0.0  # see _rate_and_dither
+        if centers is not None and palette.shape[0] > 1 and (options.dither == "on" or rate):
+            palette, indices = _rate_and_dither(prepared.pixels, palette, indices, options)
     else:
         indices = dither(_cleared(prepared.pixels), palette, options.dither,
                          strength=options.dither_strength)
@@ -270,7 +276,7 @@ def quantize_prepared(
     timings["remap"] = time.perf_counter() - clock
     report_progress(progress, "remap", 1, 1)
     result = Result(palette, indices, inertia, n_iter, engine.name, k, timings, tuple(notes),
-                    lossless=centers is None)
+                    lossless=centers is None, deflate_level=options.deflate_level)
     return result, centers
 
 
@@ -306,21 +312,22 @@ def _fit_palette(
         start = seed_centers(options.init, session.X, session.w, k, options.seed)
     timings["seed"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    fitted = refine(session, start, max_iter=options.max_iter, tol=options.tol,
+    fitted = refine(session, start, max_iter=options.max_iter, tol=options.effective_tol,
                     seed=options.seed, progress=progress)
     timings["refine"] = time.perf_counter() - clock
-    if options.swaps:
+    swaps = options.effective_swaps
+    if swaps:
         clock = time.perf_counter()
 
         def settle(trial: RefineResult) -> RefineResult:
             # a swap is judged as what would be returned: converged by the usual stopping rule
-            return refine(session, trial.centers, max_iter=options.max_iter, tol=options.tol,
-                          seed=options.seed)
+            return refine(session, trial.centers, max_iter=options.max_iter,
+                          tol=options.effective_tol, seed=options.seed)
 
-        fitted, accepted = swap_search(session, fitted, rounds=options.swaps, settle=settle,
+        fitted, accepted = swap_search(session, fitted, rounds=swaps, settle=settle,
                                        score=score)
         timings["swaps"] = time.perf_counter() - clock
-        notes.append(f"{accepted} of {plural(options.swaps, 'swap')} kept")
+        notes.append(f"{accepted} of {plural(swaps, 'swap')} kept")
     if not fitted.converged:
         notes.append(
             f"k-means stopped at max_iter={options.max_iter} before converging; "
@@ -375,6 +382,29 @@ def check_clustering_memory(n_colors: int, channels: int, k: int, max_memory: in
             f"{need / 2**20:,.0f} MB, over the memory budget of {max_memory / 2**20:,.0f} MB; "
             "raise --max-memory if this machine has the memory"
         )
+
+
+def _rate_and_dither(
+    pixels: NDArray[np.uint8], palette: NDArray[np.uint8], nearest: NDArray[np.uint8],
+    options: Options,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Adaptive dithering (``dither="on"``) or rate-aware entries, from the nearest ones.
+
+    Without dithering the palette is then refitted to the pixels each entry got (PSNR back for
+    free); with it, the entries stay where k-means put them (the dither mixes them).
+
+    Rate-aware entries weigh squared RGB error, so they are used in the ``rgb`` space only: in
+    the others (chosen for ΔE) every pixel keeps its nearest entry in that space.
+    """
+    pixels = _cleared(pixels)
+    rdo = options.rdo if options.space == "rgb" else 0.0
+    if options.dither == "on":
+        indices = adaptive(pixels, palette, strength=options.dither_strength, rdo=rdo,
+                           nearest_indices=nearest)
+    else:
+        indices = rate_aware(pixels, palette, rdo=options.rdo, nearest_indices=nearest)
+        palette = refit_palette(pixels, indices, palette)
+    return order_palette(palette, indices)
 
 
 def _cleared(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

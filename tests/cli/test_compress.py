@@ -472,7 +472,7 @@ def test_a_failing_measurement_leaves_no_output(capsys, photo, monkeypatch):
 def test_dither_strength_needs_dither(capsys, photo):
     code, _, err = _run(capsys, "compress", str(photo), "-k", "8", "--dither-strength", "0.5")
     assert code == 2
-    assert _one_clean_line(err) == "kmquant: --dither-strength needs --dither fs or ordered"
+    assert _one_clean_line(err) == "kmquant: --dither-strength needs --dither on, fs or ordered"
     assert not photo.with_name("photo.k8.png").exists()
     code, _, err = _run(capsys, "scatter", str(photo), "--dither", "none", "--dither-strength", "1")
     assert code == 2 and "--dither-strength needs --dither" in _one_clean_line(err)

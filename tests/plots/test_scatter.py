@@ -11,8 +11,8 @@ from kmquant.plots.scatter import palette_shares, scatter_figure
 
 @pytest.fixture(scope="module")
 def photo8(sample_pixels):
-    """The 768×512 Kodak photo at K = 8."""
-    return kmquant.quantize(sample_pixels, 8)
+    """The 768×512 Kodak photo at K = 8, each pixel on its nearest entry."""
+    return kmquant.quantize(sample_pixels, 8, rdo=0)
 
 
 def points_of(fig):

@@ -234,6 +234,131 @@ cdef inline void _fs_kernel(
         memset(nxt, 0, (width + 2) * nc * sizeof(double))
 
 
+cdef inline double _distance2(const double* v, const double* row, Py_ssize_t nc) noexcept nogil:
+    """Squared distance of colour ``v`` to palette row ``row`` over ``nc`` channels."""
+    cdef double d = 0.0, t
+    cdef Py_ssize_t c
+    for c in range(nc):
+        t = v[c] - row[c]
+        d += t * t
+    return d
+
+
+cdef inline void _adaptive_kernel(
+    const unsigned char[:, :, ::1] pixels, const double[:, ::1] pal, const int64_t[:, ::1] order,
+    const double[:, ::1] gap, const int64_t[::1] clear, const float* levels, const float* rates,
+    const unsigned char* known, double margin, double skip, double literal, double match,
+    double* cur, double* nxt, unsigned char[:, ::1] out, const Py_ssize_t nc,
+) noexcept nogil:
+    """Error diffusion scaled per pixel by ``levels`` (NULL: none, raster order) with a
+    rate-aware choice of entry, its penalties scaled per pixel by ``rates`` (NULL: 1); see
+    :func:`adaptive_indices`."""
+    cdef Py_ssize_t height = pixels.shape[0], width = pixels.shape[1]
+    cdef Py_ssize_t k = pal.shape[0], n_clear = clear.shape[0]
+    cdef Py_ssize_t n_color = 3 if nc == 4 else nc
+    cdef bint diffuse = levels != NULL
+    cdef bint rate_aware = literal > 0.0
+    cdef double v[4]
+    cdef double s[4]
+    cdef double level, energy, ratio, p, a, q, ec, d0, cost, best_cost, dist, weight
+    cdef double* swap
+    cdef const unsigned char* px
+    cdef const double* chosen
+    cdef Py_ssize_t y, x, i, c, o, count, step, hint = 0, nearest, best, cand
+    # Bit o of ``copying``: the previous pixel equals its source at offset o (1: above, 2: above
+    # and behind, 3: above and ahead); a pixel that continues such a copy costs deflate nothing.
+    cdef unsigned int copying
+    for y in range(height):
+        step = 1 if (not diffuse or y % 2 == 0) else -1
+        x = 0 if step == 1 else width - 1
+        copying = 0
+        for count in range(width):
+            i = x + 1
+            px = &pixels[y, x, 0]
+            if nc == 4 and px[3] == 0 and n_clear > 0:
+                # Fully transparent: its alpha-0 entry, no error in or out.
+                hint = _transparent_entry(px, &pal[0, 0], &clear[0], n_clear, nc)
+                out[y, x] = <unsigned char>hint
+                copying = 0
+                x += step
+                continue
+            if diffuse and not (nc == 4 and px[3] == 0):
+                level = levels[y * width + x]
+                energy = 0.0
+                for c in range(nc):
+                    s[c] = level * cur[i * nc + c]
+                    energy += s[c] * s[c]
+                ratio = 1.0
+                if energy < skip:
+                    ratio = 0.0
+                elif margin >= 0.0:
+                    for c in range(n_color):
+                        p = px[c]
+                        a = p + s[c]
+                        if a > 255.0 + margin:
+                            q = (255.0 + margin - p) / s[c]
+                            if q < ratio:
+                                ratio = q
+                        elif a < -margin:
+                            q = (-margin - p) / s[c]
+                            if q < ratio:
+                                ratio = q
+                for c in range(n_color):
+                    v[c] = px[c] + ratio * s[c]
+                if nc == 4:
+                    a = px[3] + ratio * s[3]
+                    v[3] = 0.0 if not a > 0.0 else (255.0 if not a < 255.0 else a)
+            else:
+                for c in range(nc):
+                    v[c] = px[c]
+            if known != NULL:  # no error diffused: the pixel's own nearest entry, given
+                nearest = known[y * width + x]
+            else:
+                nearest = _nearest(v, &pal[0, 0], &order[0, 0], &gap[0, 0], k, nc, hint)
+            best = nearest
+            if rate_aware:
+                weight = rates[y * width + x] if rates != NULL else 1.0
+                d0 = _distance2(v, &pal[nearest, 0], nc)
+                best_cost = d0 + literal * weight
+                for o in range(4):
+                    if o == 0:
+                        if count == 0:
+                            continue
+                        cand = out[y, x - step]
+                    elif y == 0 or (o == 2 and count == 0) or (o == 3 and count == width - 1):
+                        continue
+                    else:
+                        cand = out[y - 1, x + (0 if o == 1 else (-step if o == 2 else step))]
+                    dist = d0 if cand == nearest else _distance2(v, &pal[cand, 0], nc)
+                    cost = dist if (o == 0 or (copying >> o) & 1) else dist + match * weight
+                    if cost < best_cost:
+                        best_cost = cost
+                        best = cand
+                copying = 0
+                if y > 0:
+                    if out[y - 1, x] == best:
+                        copying |= 2
+                    if count > 0 and out[y - 1, x - step] == best:
+                        copying |= 4
+                    if count < width - 1 and out[y - 1, x + step] == best:
+                        copying |= 8
+            out[y, x] = <unsigned char>best
+            hint = best
+            if diffuse and not (nc == 4 and px[3] == 0):
+                chosen = &pal[best, 0]
+                for c in range(nc):
+                    ec = v[c] - chosen[c]
+                    cur[(i + step) * nc + c] += ec * _W_AHEAD
+                    nxt[(i - step) * nc + c] += ec * _W_BEHIND
+                    nxt[i * nc + c] += ec * _W_UNDER
+                    nxt[(i + step) * nc + c] += ec * _W_DIAG
+            x += step
+        swap = cur
+        cur = nxt
+        nxt = swap
+        memset(nxt, 0, (width + 2) * nc * sizeof(double))
+
+
 # --------------------------------------------------------------------------------------------
 # Validation
 
@@ -399,3 +524,216 @@ def fs_indices(
         free(cur)
         free(nxt)
 
+
+
+def adaptive_indices(
+    const unsigned char[:, :, ::1] pixels not None,
+    const double[:, ::1] palette not None,
+    const int64_t[:, ::1] order not None,
+    const double[:, ::1] gap not None,
+    const int64_t[::1] clear not None,
+    const float[:, ::1] levels not None,
+    const float[:, ::1] rates not None,
+    const unsigned char[:, ::1] nearest not None,
+    double margin,
+    double skip,
+    double literal,
+    double match,
+    unsigned char[:, ::1] out not None,
+):
+    """Adaptive error diffusion and rate-aware entries, into ``out``.
+
+    With a (H, W) ``levels`` map, serpentine Floyd–Steinberg in which the error reaching pixel
+    (y, x) is first multiplied by ``levels[y, x]``, dropped when its squared length is below
+    ``skip`` and clamped as in :func:`fs_indices` by ``margin``. With an empty (0, 0) map, no
+    error is diffused and rows go left to right.
+
+    With ``literal > 0`` each pixel takes, instead of its nearest entry n (cost d(n) + literal),
+    the entry of the previous pixel of the row (cost d), or of one of the three pixels above it
+    (cost d, or d + ``match`` unless the previous pixel copied from the same offset) when that
+    costs less: d is the squared distance to the (error-adjusted) colour. Deflate then finds
+    longer repeats. With a (H, W) ``rates`` map both penalties of pixel (y, x) are multiplied
+    by ``rates[y, x]``.
+
+    Parameters
+    ----------
+    pixels, palette, order, gap, clear, out
+        As in :func:`nearest_indices`.
+    levels : (H, W) or (0, 0) float32
+        Share of the diffused error each pixel takes, 0 to 1.
+    rates : (H, W) or (0, 0) float32
+        Per-pixel factor of the rate penalties (>= 0); (0, 0): 1 everywhere.
+    nearest : (H, W) or (0, 0) uint8
+        Without a ``levels`` map: each pixel's nearest entry, when the caller has it (the search
+        is skipped); (0, 0): searched.
+    margin : float
+        Clamp levels, as in :func:`fs_indices`; negative: no clamp.
+    skip : float
+        Squared error length below which no error is applied.
+    literal, match : float
+        Rate penalties in squared 8-bit levels; literal = 0 turns the rate-aware choice off.
+
+    Raises
+    ------
+    ValueError
+        As :func:`nearest_indices`, or a ``levels`` map of another shape.
+    MemoryError
+        No room for the two (W + 2) × C work rows.
+    """
+    _check_common(pixels, palette, order, gap, clear, out)
+    cdef bint diffuse = levels.shape[0] > 0
+    if diffuse and (levels.shape[0] != pixels.shape[0] or levels.shape[1] != pixels.shape[1]):
+        raise ValueError(f"levels must be ({pixels.shape[0]}, {pixels.shape[1]}) or (0, 0), got "
+                         f"({levels.shape[0]}, {levels.shape[1]})")
+    if rates.shape[0] > 0 and (rates.shape[0] != pixels.shape[0]
+                               or rates.shape[1] != pixels.shape[1]):
+        raise ValueError(f"rates must be ({pixels.shape[0]}, {pixels.shape[1]}) or (0, 0), got "
+                         f"({rates.shape[0]}, {rates.shape[1]})")
+    cdef const float* lv = &levels[0, 0] if diffuse else NULL
+    cdef const float* rt = &rates[0, 0] if rates.shape[0] > 0 else NULL
+    cdef Py_ssize_t i, j
+    if nearest.shape[0] > 0:
+        if diffuse or nearest.shape[0] != pixels.shape[0] or nearest.shape[1] != pixels.shape[1]:
+            raise ValueError(f"nearest must be ({pixels.shape[0]}, {pixels.shape[1]}) or (0, 0), "
+                             f"and (0, 0) with a levels map")
+        for i in range(nearest.shape[0]):
+            for j in range(nearest.shape[1]):
+                if nearest[i, j] >= palette.shape[0]:
+                    raise ValueError(f"nearest[{i}, {j}] = {nearest[i, j]} is not an entry of "
+                                     f"the palette")
+    cdef const unsigned char* kn = &nearest[0, 0] if nearest.shape[0] > 0 else NULL
+    cdef Py_ssize_t size = (pixels.shape[1] + 2) * pixels.shape[2]
+    cdef double* cur = <double*>calloc(size, sizeof(double))
+    cdef double* nxt = <double*>calloc(size, sizeof(double))
+    try:
+        if cur == NULL or nxt == NULL:
+            raise MemoryError()
+        with nogil:
+            if pixels.shape[2] == 3:
+                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, kn, margin,
+                                 skip, literal, match, cur, nxt, out, 3)
+            elif pixels.shape[2] == 4:
+                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, kn, margin,
+                                 skip, literal, match, cur, nxt, out, 4)
+            else:
+                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, kn, margin,
+                                 skip, literal, match, cur, nxt, out, 1)
+    finally:
+        free(cur)
+        free(nxt)
+
+
+def local_activity(
+    const unsigned char[:, :, ::1] pixels not None,
+    short[:, ::1] out not None,
+):
+    """Largest second difference around each pixel, into ``out`` (see
+    :func:`kmquant.dither.local_activity`).
+
+    For each pixel, the largest over the colour channels (all of C = 1 or 3; the first three of
+    C = 4) of |2p − left − right| and |2p − up − down| (0 on the image's border rows and columns
+    for that direction), then the largest of that over the pixel's 3 × 3 neighbourhood (the border
+    repeated).
+
+    Parameters
+    ----------
+    pixels : (H, W, C) uint8
+    out : (H, W) int16
+
+    Raises
+    ------
+    ValueError
+        ``out`` of another shape.
+    MemoryError
+        No room for the (H, W) work array.
+    """
+    cdef Py_ssize_t height = pixels.shape[0], width = pixels.shape[1], nc = pixels.shape[2]
+    if out.shape[0] != height or out.shape[1] != width:
+        raise ValueError(f"out must be ({height}, {width}), got ({out.shape[0]}, {out.shape[1]})")
+    if height == 0 or width == 0:
+        return
+    cdef Py_ssize_t n_color = 3 if nc == 4 else nc
+    cdef short* raw = <short*>calloc(height * width, sizeof(short))
+    if raw == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t y, x, c, y0, y1, x0, x1, yy, xx
+    cdef int p, d, best
+    cdef short m
+    with nogil:
+        for y in range(height):
+            for x in range(width):
+                best = 0
+                for c in range(n_color):
+                    p = 2 * pixels[y, x, c]
+                    if 0 < x < width - 1:
+                        d = p - pixels[y, x - 1, c] - pixels[y, x + 1, c]
+                        if d < 0:
+                            d = -d
+                        if d > best:
+                            best = d
+                    if 0 < y < height - 1:
+                        d = p - pixels[y - 1, x, c] - pixels[y + 1, x, c]
+                        if d < 0:
+                            d = -d
+                        if d > best:
+                            best = d
+                raw[y * width + x] = <short>best
+        for y in range(height):
+            y0 = y - 1 if y > 0 else 0
+            y1 = y + 1 if y < height - 1 else height - 1
+            for x in range(width):
+                x0 = x - 1 if x > 0 else 0
+                x1 = x + 1 if x < width - 1 else width - 1
+                m = 0
+                for yy in range(y0, y1 + 1):
+                    for xx in range(x0, x1 + 1):
+                        if raw[yy * width + xx] > m:
+                            m = raw[yy * width + xx]
+                out[y, x] = m
+    free(raw)
+
+
+def mean_distance(
+    const unsigned char[:, :, ::1] pixels not None,
+    const double[:, ::1] palette not None,
+    const unsigned char[:, ::1] indices not None,
+):
+    """Mean over the pixels of the squared distance to their entry ``palette[indices]``.
+
+    Parameters
+    ----------
+    pixels : (H, W, C) uint8
+    palette : (K, C) float64
+    indices : (H, W) uint8, each < K
+
+    Returns
+    -------
+    float
+        0 for an empty image.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not fit, or an index outside the palette.
+    """
+    cdef Py_ssize_t height = pixels.shape[0], width = pixels.shape[1], nc = pixels.shape[2]
+    cdef Py_ssize_t k = palette.shape[0]
+    if palette.shape[1] != nc or indices.shape[0] != height or indices.shape[1] != width:
+        raise ValueError("pixels (H, W, C), palette (K, C) and indices (H, W) do not fit")
+    cdef Py_ssize_t y, x, c
+    cdef double total = 0.0, t
+    cdef bint bad = False
+    with nogil:
+        for y in range(height):
+            for x in range(width):
+                if indices[y, x] >= k:
+                    bad = True
+                    break
+                for c in range(nc):
+                    t = pixels[y, x, c] - palette[indices[y, x], c]
+                    total += t * t
+            if bad:
+                break
+    if bad:
+        raise ValueError("an index points outside the palette")
+    return total / (height * width) if height * width else 0.0

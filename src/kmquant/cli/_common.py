@@ -13,7 +13,7 @@ from ..options import MAX_COLORS, Options
 
 #: Fields whose flag defaults to None, so that the command line can tell whether it was given;
 #: :func:`library_options` puts the field's default back.
-_DEFAULT_LATER = ("dither_strength",)
+_DEFAULT_LATER = ("dither_strength", "dither")
 
 #: Exit code of each error class (the first matching class in this order wins).
 EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -27,8 +27,11 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
     (errors.OutputExistsError, 8,
      "output exists (use --force), would overwrite the input, or is not a regular file"),
     (errors.OutputNotWritableError, 9, "output directory missing or not writable"),
-    (errors.EngineUnavailableError, 10, "engine's package not installed"),
+    (errors.EngineUnavailableError, 10,
+     "an optional package is not installed (an engine's, or ssimulacra2 for its target)"),
     (errors.AbortedError, 11, "aborted"),
+    (errors.QualityTooLowError, 99,
+     "--quality MIN-MAX: even 256 colours stay below MIN (nothing written; as pngquant)"),
     (errors.TargetUnreachableError, 12,
      "-k auto: no K up to 256 meets the target (nothing written; see --best-effort)"),
     (errors.ClusterError, 13,
@@ -100,8 +103,8 @@ def library_options(args: argparse.Namespace) -> Options:
         without ``--dither``).
     """
     values = {option.name: getattr(args, option.name) for option in _option_fields()}
-    if values["dither_strength"] is not None and values["dither"] == "none":
-        raise errors.InvalidOptionError("--dither-strength needs --dither fs or ordered")
+    if values["dither_strength"] is not None and values["dither"] in (None, "none"):
+        raise errors.InvalidOptionError("--dither-strength needs --dither on, fs or ordered")
     defaults = {f.name: f.default for f in dataclasses.fields(Options)}
     for name in _DEFAULT_LATER:
         if values[name] is None:

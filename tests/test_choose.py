@@ -4,9 +4,16 @@ import numpy as np
 import pytest
 
 from kmquant import metrics
-from kmquant.choose import Target, choose_k, parse_bytes
+from kmquant.choose import (
+    Target,
+    choose_k,
+    mse_to_quality,
+    parse_bytes,
+    parse_quality,
+    quality_to_mse,
+)
 from kmquant.engines import get_engine
-from kmquant.errors import InvalidOptionError, TargetUnreachableError
+from kmquant.errors import InvalidOptionError, QualityTooLowError, TargetUnreachableError
 from kmquant.options import Options
 from kmquant.pipeline import prepare, quantize_prepared
 
@@ -94,3 +101,101 @@ def test_parse_bytes_rejects(text):
 def test_bad_targets(kind, value):
     with pytest.raises(InvalidOptionError):
         Target(kind, value)
+
+
+# --------------------------------------------------------------------------------------------
+# pngquant's quality scale and the perceptual target
+
+
+def test_quality_scale_runs_from_anything_to_lossless_and_inverts():
+    assert quality_to_mse(0) == math.inf and quality_to_mse(100) == 0.0
+    values = [quality_to_mse(q) for q in range(1, 100)]
+    assert all(a > b for a, b in zip(values, values[1:]))  # higher quality, smaller error
+    for q in (1, 7.5, 40, 76, 99):
+        assert mse_to_quality(quality_to_mse(q)) == pytest.approx(q, abs=1e-6)
+    # pngquant -v on Kodak: "MSE=21.698 (Q=40)", "MSE=7.313 (Q=76)" in its units, half ours
+    assert quality_to_mse(40) == pytest.approx(2 * 21.698, rel=0.02)
+    assert quality_to_mse(76) == pytest.approx(2 * 7.313, rel=0.03)
+
+
+@pytest.mark.parametrize("text, pair", [("65-80", (65, 80)), ("80", (0, 80)), ("-80", (0, 80)),
+                                        (" 0-100 ", (0, 100)), ("50-50", (50, 50))])
+def test_parse_quality(text, pair):
+    assert parse_quality(text) == pair
+
+
+@pytest.mark.parametrize("text", ["80-65", "101", "0-101", "a-b", "1-2-3", "", "70-"])
+def test_parse_quality_rejects(text):
+    with pytest.raises(InvalidOptionError, match="--quality"):
+        parse_quality(text)
+
+
+def _quality(pixels, result):
+    return mse_to_quality(metrics.mse(pixels, result.to_array()))
+
+
+def test_fewest_colours_for_a_quality(case):
+    prepared, pixels, options, engine = case
+    choice, result = choose_k(prepared, pixels, Target("quality", 60, minimum=30), options,
+                              engine)
+    assert choice.met and _quality(pixels, result) >= 60
+    assert _quality(pixels, _at(case, choice.k - 1)) < 60
+    assert "quality ≥ 60" in choice.reason
+
+
+def test_quality_between_min_and_max_takes_256_and_below_min_raises():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)  # 2304 colours: no K is lossless
+    prepared, engine = prepare(noise), get_engine("native")
+    choice, result = choose_k(prepared, noise, Target("quality", 100, minimum=1), Options(),
+                              engine)
+    assert choice.k == 256 and choice.met and "short of 100" in choice.reason
+    with pytest.raises(QualityTooLowError, match="below the minimum 99"):
+        choose_k(prepared, noise, Target("quality", 100, minimum=99), Options(), engine)
+
+
+def test_smallest_file_for_a_perceptual_target_tries_both_ditherings(case):
+    prepared, pixels, options, engine = case
+    target = Target("ssimulacra2", 50.0, dithers=("none", "on"))
+    choice, result = choose_k(prepared, pixels, target, options, engine)
+    assert choice.met and choice.dither in ("none", "on")
+    assert metrics.ssimulacra2(pixels, result.to_array()) >= 50.0
+    rdo = options.rdo if choice.rdo is None else choice.rdo
+    smaller, _ = quantize_prepared(
+        prepared, options.replace(n_colors=choice.k - 1, dither=choice.dither, rdo=rdo), engine)
+    assert metrics.ssimulacra2(pixels, smaller.to_array()) < 50.0
+    other = "on" if choice.dither == "none" else "none"
+    assert f"dither {other}: K=" in choice.reason  # the other one was measured too
+    assert "with dither" in choice.reason and choice.to_dict()["dither"] == choice.dither
+
+
+def test_perceptual_target_turns_rate_aware_entries_off_when_it_must():
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    prepared, engine = prepare(noise), get_engine("native")
+    with_rdo, _ = quantize_prepared(prepared, Options(n_colors=256, rdo=8.0), engine)
+    without, _ = quantize_prepared(prepared, Options(n_colors=256, rdo=0.0), engine)
+    high = metrics.ssimulacra2(noise, with_rdo.to_array())
+    low_bar = metrics.ssimulacra2(noise, without.to_array())
+    assert high < low_bar  # rate-aware entries cap the score 256 colours reach
+    goal = (high + low_bar) / 2
+    choice, result = choose_k(prepared, noise, Target("ssimulacra2", goal), Options(rdo=8.0),
+                              engine)
+    assert choice.rdo == 0.0 and "rate-aware entries off" in choice.reason
+    assert metrics.ssimulacra2(noise, result.to_array()) >= goal
+
+
+def test_ssimulacra2_of_identical_pictures_is_100(crop_pixels):
+    assert metrics.ssimulacra2(crop_pixels, crop_pixels) == pytest.approx(100.0)
+    worse = (crop_pixels // 64 * 64).astype(np.uint8)
+    assert metrics.ssimulacra2(crop_pixels, worse) < 60
+
+
+@pytest.mark.parametrize("kind, value, minimum, message", [
+    ("ssimulacra2", 101.0, None, "goes up to 100"),
+    ("quality", 80, 90, "MIN <= MAX"),
+    ("quality", 120, 0, "MIN <= MAX"),
+])
+def test_bad_quality_targets(kind, value, minimum, message):
+    with pytest.raises(InvalidOptionError, match=message):
+        Target(kind, value, minimum=minimum)

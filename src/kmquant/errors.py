@@ -83,6 +83,11 @@ class TargetUnreachableError(KmquantError):
     """No K up to 256 meets the quality or size target of ``-k auto``."""
 
 
+class QualityTooLowError(TargetUnreachableError):
+    """``--quality MIN-MAX``: even 256 colours stay below MIN, so nothing was written
+    (pngquant's exit 99)."""
+
+
 class OutputLargerError(KmquantError):
     """With ``skip_if_larger``: the output would be larger than the input, so nothing was
     written (pngquant's ``--skip-if-larger``, exit 98)."""

@@ -298,7 +298,8 @@ def _still(
         prepared = prepare(loaded.pixels, opts.space)
         choice, result = choose_k(prepared, loaded.pixels, target, opts, engine,
                                   best_effort=best_effort, progress=progress)
-        opts = opts.replace(n_colors=choice.k)
+        opts = opts.replace(n_colors=choice.k, dither=choice.dither or opts.dither,
+                           rdo=opts.rdo if choice.rdo is None else choice.rdo)
     elif palette is not None:
         result = remap(loaded.pixels, palette, options=opts, progress=progress)
     elif keep_colors is not None:
@@ -312,7 +313,7 @@ def _still(
     clock = time.perf_counter()
     icc = _profile(loaded.icc_profile, opts, notes)
     if fmt == "PNG" and output_format == "png":
-        data = encode_png(result.palette, result.indices, icc_profile=icc)
+        data = encode_png(result.palette, result.indices, icc_profile=icc, level=opts.deflate_level)
     else:
         data = encode_as(result.to_array(), fmt, icc_profile=icc)
     encode_seconds = time.perf_counter() - clock
@@ -358,11 +359,13 @@ def _animation(
         if target.kind == "max_bytes":
             raise InvalidOptionError(
                 "--max-bytes sizes a still PNG, not an animation; give -k N or a quality "
-                "target (--target-psnr, --target-ssim)")
-        each = opts.replace(max_pixels=None)  # the frames were checked one by one
+                "target (--target-psnr, --target-ssim, --target-ssimulacra2, --quality)")
+        # the frames were checked one by one; no rate-aware entries (see quantize_frames)
+        each = opts.replace(max_pixels=None, rdo=0.0)
         choice, stacked_result = choose_k(prepare(stacked, opts.space), stacked, target, each,
                                           engine, best_effort=best_effort, progress=progress)
-        opts = opts.replace(n_colors=choice.k)
+        opts = opts.replace(n_colors=choice.k, dither=choice.dither or opts.dither,
+                           rdo=opts.rdo if choice.rdo is None else choice.rdo)
         result = from_stacked(stacked_result, frames.frames, opts, progress=progress)
     else:
         result = quantize_frames(frames.frames, opts, engine=engine, palette=palette,

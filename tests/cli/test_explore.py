@@ -92,8 +92,36 @@ def test_unreachable_target_writes_nothing_and_has_its_own_code(capsys, photo):
     assert code == 0 and "best effort: K=256" in out
 
 
+def test_smallest_file_for_a_perceptual_target(capsys, photo):
+    code, out, err = _run(capsys, "compress", photo, "--target-ssimulacra2", "55", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    choice = record["k_choice"]
+    assert choice["target"] == "ssimulacra2" and choice["dither"] in ("none", "on")
+    assert choice["achieved"] >= 55 and record["output"].endswith(f"photo.k{choice['k']}.png")
+    assert "smallest file with SSIMULACRA2 ≥ 55" in choice["reason"]
+    code, out, err = _run(capsys, "compress", photo, "--target-ssimulacra2", "55", "--dither",
+                          "none", "--json", "-f")
+    assert code == 0 and json.loads(out)["k_choice"]["dither"] is None  # only the one asked for
+
+
+def test_quality_as_pngquant_with_exit_99_below_the_minimum(capsys, photo):
+    code, out, err = _run(capsys, "compress", photo, "--quality", "40-60", "--json")
+    assert code == 0, err
+    choice = json.loads(out)["k_choice"]
+    assert choice["target"] == "quality" and choice["achieved"] >= 60
+    before = sorted(photo.parent.iterdir())
+    code, _, err = _run(capsys, "compress", photo, "--quality", "100-100", "-f")
+    assert code == 99 and "below the minimum 100 even with 256 colours" in _one_line(err)
+    assert sorted(photo.parent.iterdir()) == before  # nothing written
+
+
 @pytest.mark.parametrize("argv, words", [
     (["-k", "8", "--target-psnr", "30"], "exclude each other"),
+    (["-k", "8", "--quality", "50-80"], "exclude each other"),
+    (["--quality", "80-50"], "MIN <= MAX"),
+    (["--target-ssimulacra2", "120"], "goes up to 100"),
+    (["--quality", "60", "--target-psnr", "30"], "not allowed with argument"),
     (["--best-effort"], "--best-effort goes with -k auto"),
     (["--max-bytes", "lots"], "cannot read the size"),
     (["--target-ssim", "2"], "--target-ssim must be in (0, 1]"),

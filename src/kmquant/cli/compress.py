@@ -28,9 +28,9 @@ def register(commands) -> None:
     compress = commands.add_parser(
         "compress", parents=[engine_options()], help="compress one or more images",
         description="Compress images to indexed PNGs (or --format) and report size and quality. "
-        "-k auto chooses K: the smallest K that meets --target-psnr or --target-ssim, the "
-        "largest whose PNG fits --max-bytes, or (with no target) the knee of the distortion "
-        "curve.",
+        "-k auto chooses K: the smallest K that meets --target-psnr, --target-ssim or --quality, "
+        "the smallest file that meets --target-ssimulacra2, the largest K whose PNG fits "
+        "--max-bytes, or (with no target) the knee of the distortion curve.",
         epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compress.add_argument("inputs", nargs="+", metavar="IMAGE",
@@ -48,6 +48,15 @@ def register(commands) -> None:
                          help="-k auto: smallest K with at least this PSNR")
     targets.add_argument("--target-ssim", type=float, metavar="S",
                          help="-k auto: smallest K with at least this SSIM (0 to 1)")
+    targets.add_argument("--target-ssimulacra2", type=float, metavar="S",
+                         help="-k auto: the smallest file whose SSIMULACRA2 (perceptual, 0 to 100; "
+                         "70 high quality, 90 visually lossless) is at least S, trying K and "
+                         "dithering (none and on, unless --dither is given); needs the "
+                         "ssimulacra2 package (kmquant[perceptual])")
+    targets.add_argument("--quality", metavar="MIN-MAX",
+                         help="as pngquant: the fewest colours that reach quality MAX (0 to 100); "
+                         "if even 256 colours stay below MIN, nothing is written and the exit "
+                         "code is 99")
     targets.add_argument("--max-bytes", metavar="N",
                          help="-k auto: largest K whose PNG fits in N bytes (50000, 50k, 1.5M)")
     compress.add_argument("--best-effort", action="store_true",
@@ -113,12 +122,18 @@ def register(commands) -> None:
 
 
 def _target(args: argparse.Namespace):
-    from ..choose import Target, parse_bytes
+    from ..choose import Target, parse_bytes, parse_quality
 
     if args.target_psnr is not None:
         return Target("psnr", args.target_psnr)
     if args.target_ssim is not None:
         return Target("ssim", args.target_ssim)
+    if args.target_ssimulacra2 is not None:
+        tried = ("none", "on") if args.dither is None else ()
+        return Target("ssimulacra2", args.target_ssimulacra2, dithers=tried)
+    if args.quality is not None:
+        low, high = parse_quality(args.quality)
+        return Target("quality", high, minimum=low)
     if args.max_bytes is not None:
         return Target("max_bytes", parse_bytes(args.max_bytes))
     return None

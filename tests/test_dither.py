@@ -922,15 +922,15 @@ def test_adaptive_kernel_refuses_a_map_of_the_wrong_shape(crop_pixels, crop_pale
         _dither.adaptive_indices(
             crop_pixels, pal, np.zeros((len(pal), len(pal)), dtype=np.int64),
             np.zeros((len(pal), len(pal))), np.zeros(0, dtype=np.int64),
-            np.zeros((3, 3), dtype=np.float32), np.zeros((0, 0), dtype=np.float32),
+            np.zeros((3, 3), dtype=np.float32), np.zeros((0, 0), dtype=np.int16), 0.05, 1.5, 32.0,
             np.zeros((0, 0), dtype=np.uint8), 8.0, 0.0, 0.0, 0.0,
             np.empty(crop_pixels.shape[:2], dtype=np.uint8))
-    with pytest.raises(ValueError, match="rates must be"):
+    with pytest.raises(ValueError, match="activity must be"):
         _dither.adaptive_indices(
             crop_pixels, pal, np.zeros((len(pal), len(pal)), dtype=np.int64),
             np.zeros((len(pal), len(pal))), np.zeros(0, dtype=np.int64),
-            np.zeros((0, 0), dtype=np.float32), np.zeros((2, 2), dtype=np.float32),
-            np.zeros((0, 0), dtype=np.uint8), 8.0, 0.0, 1.0, 1.0,
+            np.zeros((0, 0), dtype=np.float32), np.zeros((2, 2), dtype=np.int16), 0.05, 1.5,
+            32.0, np.zeros((0, 0), dtype=np.uint8), 8.0, 0.0, 1.0, 1.0,
             np.empty(crop_pixels.shape[:2], dtype=np.uint8))
 
 
@@ -992,8 +992,8 @@ def test_given_nearest_entries_are_checked_and_skip_the_search(crop_pixels, crop
     def run(levels, known):
         out = np.empty(crop_pixels.shape[:2], dtype=np.uint8)
         _dither.adaptive_indices(crop_pixels, pal, *tables, np.zeros(0, dtype=np.int64), levels,
-                                 np.zeros((0, 0), dtype=np.float32), known, 8.0, 0.0, 0.0, 0.0,
-                                 out)
+                                 np.zeros((0, 0), dtype=np.int16), 0.05, 1.5, 32.0, known, 8.0,
+                                 0.0, 0.0, 0.0, out)
         return out
 
     no_map = np.zeros((0, 0), dtype=np.float32)

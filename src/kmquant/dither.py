@@ -560,7 +560,8 @@ def _adaptive(
 ) -> NDArray[np.uint8]:
     """Run the adaptive kernel; the rate penalties are ``rdo`` × the mean nearest distance."""
     penalty = rdo * mean_nearest_distance(pixels, palette, nearest_indices) if rdo else 0.0
-    rates = rate_weights(pixels) if rdo else np.zeros((0, 0), dtype=np.float32)
+    # the kernel turns activity into the weights of rate_weights as it goes (no float map)
+    activity = local_activity(pixels) if rdo else np.zeros((0, 0), dtype=np.int16)
     # without diffusion every pixel's nearest entry is the one given: no search
     known = (np.ascontiguousarray(nearest_indices, dtype=np.uint8) if levels.shape[0] == 0
              else np.zeros((0, 0), dtype=np.uint8))
@@ -570,8 +571,9 @@ def _adaptive(
     else:
         order, gap = _search_tables(pal)
     out = np.empty(pixels.shape[:2], dtype=np.uint8)
-    _dither.adaptive_indices(pixels, pal, order, gap, _clear_entries(palette), levels, rates,
-                             known, DEFAULT_CLAMP, SKIP_ERROR**2, penalty, penalty, out)
+    _dither.adaptive_indices(pixels, pal, order, gap, _clear_entries(palette), levels, activity,
+                             RATE_FLOOR, RATE_CEIL, RATE_ACTIVITY, known, DEFAULT_CLAMP,
+                             SKIP_ERROR**2, penalty, penalty, out)
     return out
 
 

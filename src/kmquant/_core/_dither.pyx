@@ -246,13 +246,14 @@ cdef inline double _distance2(const double* v, const double* row, Py_ssize_t nc)
 
 cdef inline void _adaptive_kernel(
     const unsigned char[:, :, ::1] pixels, const double[:, ::1] pal, const int64_t[:, ::1] order,
-    const double[:, ::1] gap, const int64_t[::1] clear, const float* levels, const float* rates,
+    const double[:, ::1] gap, const int64_t[::1] clear, const float* levels,
+    const short* activity, double floor, double ceil, double busy,
     const unsigned char* known, double margin, double skip, double literal, double match,
     double* cur, double* nxt, unsigned char[:, ::1] out, const Py_ssize_t nc,
 ) noexcept nogil:
     """Error diffusion scaled per pixel by ``levels`` (NULL: none, raster order) with a
-    rate-aware choice of entry, its penalties scaled per pixel by ``rates`` (NULL: 1); see
-    :func:`adaptive_indices`."""
+    rate-aware choice of entry, its penalties scaled per pixel by a weight from ``activity``
+    (NULL: 1); see :func:`adaptive_indices`."""
     cdef Py_ssize_t height = pixels.shape[0], width = pixels.shape[1]
     cdef Py_ssize_t k = pal.shape[0], n_clear = clear.shape[0]
     cdef Py_ssize_t n_color = 3 if nc == 4 else nc
@@ -317,7 +318,10 @@ cdef inline void _adaptive_kernel(
                 nearest = _nearest(v, &pal[0, 0], &order[0, 0], &gap[0, 0], k, nc, hint)
             best = nearest
             if rate_aware:
-                weight = rates[y * width + x] if rates != NULL else 1.0
+                weight = 1.0
+                if activity != NULL:
+                    weight = activity[y * width + x] / busy
+                    weight = floor + (ceil - floor) * (weight if weight < 1.0 else 1.0)
                 d0 = _distance2(v, &pal[nearest, 0], nc)
                 best_cost = d0 + literal * weight
                 for o in range(4):
@@ -533,7 +537,10 @@ def adaptive_indices(
     const double[:, ::1] gap not None,
     const int64_t[::1] clear not None,
     const float[:, ::1] levels not None,
-    const float[:, ::1] rates not None,
+    const short[:, ::1] activity not None,
+    double floor,
+    double ceil,
+    double busy,
     const unsigned char[:, ::1] nearest not None,
     double margin,
     double skip,
@@ -552,8 +559,8 @@ def adaptive_indices(
     the entry of the previous pixel of the row (cost d), or of one of the three pixels above it
     (cost d, or d + ``match`` unless the previous pixel copied from the same offset) when that
     costs less: d is the squared distance to the (error-adjusted) colour. Deflate then finds
-    longer repeats. With a (H, W) ``rates`` map both penalties of pixel (y, x) are multiplied
-    by ``rates[y, x]``.
+    longer repeats. With a (H, W) ``activity`` map both penalties of pixel (y, x) are multiplied
+    by ``floor + (ceil − floor) × min(activity[y, x] / busy, 1)``.
 
     Parameters
     ----------
@@ -561,8 +568,10 @@ def adaptive_indices(
         As in :func:`nearest_indices`.
     levels : (H, W) or (0, 0) float32
         Share of the diffused error each pixel takes, 0 to 1.
-    rates : (H, W) or (0, 0) float32
-        Per-pixel factor of the rate penalties (>= 0); (0, 0): 1 everywhere.
+    activity : (H, W) or (0, 0) int16
+        :func:`local_activity` of the pixels; (0, 0): the penalties are not scaled.
+    floor, ceil, busy : float
+        The scaling of the penalties by the activity (``busy`` > 0).
     nearest : (H, W) or (0, 0) uint8
         Without a ``levels`` map: each pixel's nearest entry, when the caller has it (the search
         is skipped); (0, 0): searched.
@@ -585,12 +594,14 @@ def adaptive_indices(
     if diffuse and (levels.shape[0] != pixels.shape[0] or levels.shape[1] != pixels.shape[1]):
         raise ValueError(f"levels must be ({pixels.shape[0]}, {pixels.shape[1]}) or (0, 0), got "
                          f"({levels.shape[0]}, {levels.shape[1]})")
-    if rates.shape[0] > 0 and (rates.shape[0] != pixels.shape[0]
-                               or rates.shape[1] != pixels.shape[1]):
-        raise ValueError(f"rates must be ({pixels.shape[0]}, {pixels.shape[1]}) or (0, 0), got "
-                         f"({rates.shape[0]}, {rates.shape[1]})")
+    if activity.shape[0] > 0 and (activity.shape[0] != pixels.shape[0]
+                                  or activity.shape[1] != pixels.shape[1]):
+        raise ValueError(f"activity must be ({pixels.shape[0]}, {pixels.shape[1]}) or (0, 0), "
+                         f"got ({activity.shape[0]}, {activity.shape[1]})")
+    if not busy > 0:
+        raise ValueError(f"busy must be > 0, got {busy}")
     cdef const float* lv = &levels[0, 0] if diffuse else NULL
-    cdef const float* rt = &rates[0, 0] if rates.shape[0] > 0 else NULL
+    cdef const short* rt = &activity[0, 0] if activity.shape[0] > 0 else NULL
     cdef Py_ssize_t i, j
     if nearest.shape[0] > 0:
         if diffuse or nearest.shape[0] != pixels.shape[0] or nearest.shape[1] != pixels.shape[1]:
@@ -610,14 +621,14 @@ def adaptive_indices(
             raise MemoryError()
         with nogil:
             if pixels.shape[2] == 3:
-                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, kn, margin,
-                                 skip, literal, match, cur, nxt, out, 3)
+                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, floor, ceil,
+                                 busy, kn, margin, skip, literal, match, cur, nxt, out, 3)
             elif pixels.shape[2] == 4:
-                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, kn, margin,
-                                 skip, literal, match, cur, nxt, out, 4)
+                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, floor, ceil,
+                                 busy, kn, margin, skip, literal, match, cur, nxt, out, 4)
             else:
-                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, kn, margin,
-                                 skip, literal, match, cur, nxt, out, 1)
+                _adaptive_kernel(pixels, palette, order, gap, clear, lv, rt, floor, ceil,
+                                 busy, kn, margin, skip, literal, match, cur, nxt, out, 1)
     finally:
         free(cur)
         free(nxt)

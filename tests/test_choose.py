@@ -173,16 +173,54 @@ def test_perceptual_target_turns_rate_aware_entries_off_when_it_must():
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     prepared, engine = prepare(noise), get_engine("native")
-    with_rdo, _ = quantize_prepared(prepared, Options(n_colors=256, rdo=8.0), engine)
-    without, _ = quantize_prepared(prepared, Options(n_colors=256, rdo=0.0), engine)
-    high = metrics.ssimulacra2(noise, with_rdo.to_array())
-    low_bar = metrics.ssimulacra2(noise, without.to_array())
+    def score(rdo):
+        result, _ = quantize_prepared(prepared, Options(n_colors=256, rdo=rdo), engine)
+        return metrics.ssimulacra2(noise, result.to_array())
+
+    high = max(score(8.0), score(4.0))  # the strength given, and half of it
+    low_bar = score(0.0)
     assert high < low_bar  # rate-aware entries cap the score 256 colours reach
     goal = (high + low_bar) / 2
     choice, result = choose_k(prepared, noise, Target("ssimulacra2", goal), Options(rdo=8.0),
                               engine)
     assert choice.rdo == 0.0 and "rate-aware entries off" in choice.reason
     assert metrics.ssimulacra2(noise, result.to_array()) >= goal
+
+
+def test_scorer_is_the_package_s_own_score(crop_pixels):
+    import io
+
+    from PIL import Image
+    from ssimulacra2 import compute_ssimulacra2
+
+    def png(a):
+        stream = io.BytesIO()
+        Image.fromarray(a).save(stream, format="PNG")
+        stream.seek(0)
+        return stream
+
+    scorer = metrics.Ssimulacra2(crop_pixels)
+    for k in (4, 16):
+        picture = kmquant_quantize(crop_pixels, k)
+        assert scorer.score(picture) == compute_ssimulacra2(png(crop_pixels), png(picture))
+    with pytest.raises(ValueError, match="the original's shape"):
+        scorer.score(crop_pixels[:10])
+
+
+def kmquant_quantize(pixels, k):
+    import kmquant
+
+    return kmquant.quantize(pixels, k).to_array()
+
+
+def test_half_the_rate_strength_is_tried_for_the_smallest_file(case):
+    prepared, pixels, options, engine = case
+    target = Target("ssimulacra2", 55.0, dithers=("none", "on"))
+    choice, result = choose_k(prepared, pixels, target, options, engine)
+    assert choice.met
+    # four candidates were searched: two ditherings at the strength given and at half of it
+    assert choice.reason.count("K=") == 4, choice.reason
+    assert f"rdo {options.rdo / 2:g}" in choice.reason
 
 
 def test_ssimulacra2_of_identical_pictures_is_100(crop_pixels):

@@ -10,7 +10,7 @@ K      ?= 32
 CORE_TESTS := tests/engines/test_native_engine.py tests/engines/test_conformance.py \
               tests/test_histogram.py tests/test_seeding.py tests/test_dither.py tests/test_nearest.py
 
-.PHONY: run test bench sanitize clean help
+.PHONY: run test bench sanitize clean help system-packages
 
 help:
 	@echo "make run       set up $(VENV) and compress the shipped sample (results in ./kmquant-demo)"
@@ -33,13 +33,19 @@ $(VENV)/.run-installed: pyproject.toml setup.py $(wildcard src/kmquant/_core/*.p
 # 'torch' requirement would pull a multi-GB CUDA build. The suite's CUDA tests skip without a GPU.
 $(VENV)/.test-installed: pyproject.toml setup.py $(wildcard src/kmquant/_core/*.pyx) | $(BIN)/python
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test,torch,bench,dask]'
+	$(PIP) install --quiet -e '.[test,torch,bench,dask,perceptual]'
 	@touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
 	$(BIN)/kmquant demo -k $(K) --force
 
-test: $(VENV)/.test-installed
+# System packages the suite runs for real (Debian; apt-get needs root): pngquant, the anchor the
+# benchmark tests compare with.
+system-packages:
+	@command -v pngquant >/dev/null || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends pngquant)
+
+test: $(VENV)/.test-installed system-packages
 	$(BIN)/ruff check src tests bench setup.py
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -67,6 +73,9 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_png.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_cli.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_batch.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/bench_rd.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/bench_target.py $(if $(DATA),--data $(DATA)) --kmquant-args=--best-effort
+	$(BIN)/python bench/bench_levers.py $(if $(DATA),--data $(DATA))
 
 # Coverage-guided fuzzing of the loader and quantizer (tests/fuzz/fuzz_load.py, atheris) over a
 # copy of the seed corpus (libFuzzer adds what it finds to it); a crash, an input over 2 GB or one

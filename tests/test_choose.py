@@ -237,3 +237,20 @@ def test_ssimulacra2_of_identical_pictures_is_100(crop_pixels):
 def test_bad_quality_targets(kind, value, minimum, message):
     with pytest.raises(InvalidOptionError, match=message):
         Target(kind, value, minimum=minimum)
+
+
+def test_out_of_reach_perceptual_target_keeps_the_highest_score_at_256(case):
+    prepared, pixels, options, engine = case
+    target = Target("ssimulacra2", 99.9, dithers=("none", "on"))
+    choice, result = choose_k(prepared, pixels, target, options, engine, best_effort=True)
+    assert not choice.met and choice.k == 256
+    scorer = metrics.Ssimulacra2(pixels)
+    candidates = [dict(dither=d, rdo=r) for d in ("none", "on")
+                  for r in (options.rdo, options.rdo / 2, 0.0)]
+    candidates.append(dict(dither="fs", rdo=0.0, dither_strength=0.8))  # the last try
+    scores = [scorer.score(quantize_prepared(prepared, options.replace(n_colors=256, **c),
+                                             engine)[0].to_array()) for c in candidates]
+    assert choice.achieved == pytest.approx(max(scores))
+    assert scorer.score(result.to_array()) == pytest.approx(max(scores))
+    with pytest.raises(TargetUnreachableError, match="SSIMULACRA2 ≥ 99.9"):
+        choose_k(prepared, pixels, target, options, engine)

@@ -252,5 +252,8 @@ def test_out_of_reach_perceptual_target_keeps_the_highest_score_at_256(case):
                                              engine)[0].to_array()) for c in candidates]
     assert choice.achieved == pytest.approx(max(scores))
     assert scorer.score(result.to_array()) == pytest.approx(max(scores))
+    best = candidates[scores.index(max(scores))]
+    assert choice.dither == best["dither"]
+    assert choice.dither_strength == best.get("dither_strength")  # None: the options' own
     with pytest.raises(TargetUnreachableError, match="SSIMULACRA2 ≥ 99.9"):
         choose_k(prepared, pixels, target, options, engine)

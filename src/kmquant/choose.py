@@ -166,7 +166,9 @@ class KChoice:
     dither : str or None
         The dithering method chosen with K, when the target tried several.
     rdo : float or None
-        The rate-aware strength of the result, when the search had to turn it off.
+        The rate-aware strength of the result, when it differs from the options'.
+    dither_strength : float or None
+        The dithering strength of the result, when it differs from the options'.
     """
 
     k: int
@@ -177,6 +179,7 @@ class KChoice:
     reason: str = ""
     dither: str | None = None
     rdo: float | None = None
+    dither_strength: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -184,6 +187,7 @@ class KChoice:
             "achieved": None if not math.isfinite(self.achieved) else self.achieved,
             "met": self.met, "trials": [[k, v if math.isfinite(v) else None] for k, v in self.trials],
             "reason": self.reason, "dither": self.dither, "rdo": self.rdo,
+            "dither_strength": self.dither_strength,
         }
 
 
@@ -292,14 +296,16 @@ def choose_k(
             reason = (f"K={top} reaches quality {value:.0f}, short of {target.value:g} but not "
                       f"below the minimum {target.minimum or 0:g}")
             return KChoice(top, target, value, True, tuple(trials), reason,
-                           method if target.dithers else None, changed), result
+                           method if target.dithers else None, changed,
+                           _strength(method, options)), result
         why = f"K={top} reaches only {_shown(target, value)}"
         if target.kind == "quality" and not best_effort:
             raise QualityTooLowError(
                 f"quality {value:.0f} is below the minimum {target.minimum or 0:g} even with "
                 f"{top} colours; nothing written (lower MIN, or pass --best-effort)")
         choice, _ = _unreachable(target, top, {top: (value, result)}, trials, best_effort, why)
-        return replace(choice, dither=method if target.dithers else None, rdo=changed), result
+        return replace(choice, dither=method if target.dithers else None, rdo=changed,
+                       dither_strength=_strength(method, options)), result
     sizes = [len(result.to_png()) for _, _, result, _, _ in found]
     best = min(range(len(found)), key=lambda i: sizes[i])
     k, value, result, method, rdo = found[best]
@@ -316,7 +322,15 @@ def choose_k(
         reason += f"; rate-aware entries off (with them no K reached {target.describe()})"
     return KChoice(k, target, value, True, tuple(trials), reason,
                    method if target.dithers else None,
-                   rdo if rdo != options.rdo else None), result
+                   rdo if rdo != options.rdo else None, _strength(method, options)), result
+
+
+def _strength(method: str, options: Options) -> float | None:
+    """The dithering strength of a candidate, when it is not the options' (the last try)."""
+    if method == "fs" and options.dither != "fs" and (
+            FALLBACK_FS_STRENGTH != options.dither_strength):
+        return FALLBACK_FS_STRENGTH
+    return None
 
 
 def _lever(method: str, rdo: float, target: Target, options: Options) -> str:

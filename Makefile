@@ -33,7 +33,7 @@ $(VENV)/.run-installed: pyproject.toml setup.py $(wildcard src/kmquant/_core/*.p
 # 'torch' requirement would pull a multi-GB CUDA build. The suite's CUDA tests skip without a GPU.
 $(VENV)/.test-installed: pyproject.toml setup.py $(wildcard src/kmquant/_core/*.pyx) | $(BIN)/python
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test,torch,bench,dask,perceptual]'
+	$(PIP) install --quiet -e '.[test,torch,bench,dask,perceptual,web]'
 	@touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed

@@ -29,7 +29,7 @@ __all__ = ["main", "run", "build_parser", "EXIT_CODES", "exit_code_for"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import compress, explore
+    from . import compress, explore, serve
 
     parser = Parser(
         prog="kmquant",
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     compress.register(commands)
     explore.register(commands)
+    serve.register(commands)
     return parser
 
 

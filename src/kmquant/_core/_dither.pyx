@@ -97,6 +97,28 @@ cdef inline Py_ssize_t _transparent_entry(
     return best
 
 
+cdef inline double _clamp_ratio(
+    const unsigned char* px, const double* s, double margin, Py_ssize_t n_color,
+) noexcept nogil:
+    """The largest share (at most 1) of the error ``s`` that keeps every colour channel of
+    ``px + share × s`` within ``margin`` levels of 0..255 (the error is scaled as a vector)."""
+    cdef double ratio = 1.0
+    cdef double p, a, q
+    cdef Py_ssize_t c
+    for c in range(n_color):
+        p = px[c]
+        a = p + s[c]
+        if a > 255.0 + margin:
+            q = (255.0 + margin - p) / s[c]
+            if q < ratio:
+                ratio = q
+        elif a < -margin:
+            q = (-margin - p) / s[c]
+            if q < ratio:
+                ratio = q
+    return ratio
+
+
 # --------------------------------------------------------------------------------------------
 # Kernels
 #
@@ -169,7 +191,7 @@ cdef inline void _fs_kernel(
     cdef bint has_alpha = nc > n_color
     cdef double v[4]
     cdef double s[4]
-    cdef double ratio, p, a, ec, q
+    cdef double ratio, a, ec
     cdef double* swap
     cdef const unsigned char* px
     cdef const double* chosen
@@ -192,21 +214,9 @@ cdef inline void _fs_kernel(
                     out[y, x] = <unsigned char>hint
                 x += step
                 continue
-            ratio = 1.0
             for c in range(nc):
                 s[c] = strength * cur[i * nc + c]
-            if margin >= 0.0:
-                for c in range(n_color):
-                    p = px[c]
-                    a = p + s[c]
-                    if a > 255.0 + margin:
-                        q = (255.0 + margin - p) / s[c]
-                        if q < ratio:
-                            ratio = q
-                    elif a < -margin:
-                        q = (-margin - p) / s[c]
-                        if q < ratio:
-                            ratio = q
+            ratio = _clamp_ratio(px, s, margin, n_color) if margin >= 0.0 else 1.0
             for c in range(n_color):
                 v[c] = px[c] + ratio * s[c]
             if has_alpha:
@@ -261,7 +271,7 @@ cdef inline void _adaptive_kernel(
     cdef bint rate_aware = literal > 0.0
     cdef double v[4]
     cdef double s[4]
-    cdef double level, energy, ratio, p, a, q, ec, d0, cost, best_cost, dist, weight
+    cdef double level, energy, ratio, a, ec, d0, cost, best_cost, dist, weight
     cdef double* swap
     cdef const unsigned char* px
     cdef const double* chosen
@@ -289,21 +299,10 @@ cdef inline void _adaptive_kernel(
                 for c in range(nc):
                     s[c] = level * cur[i * nc + c]
                     energy += s[c] * s[c]
-                ratio = 1.0
                 if energy < skip:
                     ratio = 0.0
-                elif margin >= 0.0:
-                    for c in range(n_color):
-                        p = px[c]
-                        a = p + s[c]
-                        if a > 255.0 + margin:
-                            q = (255.0 + margin - p) / s[c]
-                            if q < ratio:
-                                ratio = q
-                        elif a < -margin:
-                            q = (-margin - p) / s[c]
-                            if q < ratio:
-                                ratio = q
+                else:
+                    ratio = _clamp_ratio(px, s, margin, n_color) if margin >= 0.0 else 1.0
                 for c in range(n_color):
                     v[c] = px[c] + ratio * s[c]
                 if nc == 4:

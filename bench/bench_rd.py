@@ -99,6 +99,8 @@ from kmquant.metrics import psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import (  # noqa: E402  (the bench folder is not a package)
+    DEFAULT_DATA,
+    DEFAULT_OUT,
     comma_ints,
     comma_list,
     cpu_model,
@@ -107,9 +109,6 @@ from bench_core import (  # noqa: E402  (the bench folder is not a package)
 )
 from bench_dither import perceptual_metrics  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kodak"
-DEFAULT_OUT = REPO_ROOT / "bench" / "results"
 DEFAULT_K = [8, 16, 32, 64, 128, 256]
 SAMPLE_NAME = "sample"
 SEED = 0

@@ -119,6 +119,22 @@ cdef inline double _clamp_ratio(
     return ratio
 
 
+cdef inline void _spread_error(
+    const double* v, const double* chosen, double* cur, double* nxt, Py_ssize_t i,
+    Py_ssize_t step, Py_ssize_t nc,
+) noexcept nogil:
+    """Floyd–Steinberg: the error ``v − chosen`` of work-row cell ``i`` to the cell ahead in
+    ``cur`` and to the three cells behind, under and ahead in ``nxt``."""
+    cdef double ec
+    cdef Py_ssize_t c
+    for c in range(nc):
+        ec = v[c] - chosen[c]
+        cur[(i + step) * nc + c] += ec * _W_AHEAD
+        nxt[(i - step) * nc + c] += ec * _W_BEHIND
+        nxt[i * nc + c] += ec * _W_UNDER
+        nxt[(i + step) * nc + c] += ec * _W_DIAG
+
+
 # --------------------------------------------------------------------------------------------
 # Kernels
 #
@@ -191,10 +207,9 @@ cdef inline void _fs_kernel(
     cdef bint has_alpha = nc > n_color
     cdef double v[4]
     cdef double s[4]
-    cdef double ratio, a, ec
+    cdef double ratio, a
     cdef double* swap
     cdef const unsigned char* px
-    cdef const double* chosen
     cdef Py_ssize_t y, x, i, c, count, step, hint = 0
     for y in range(height):
         step = 1 if y % 2 == 0 else -1
@@ -230,13 +245,7 @@ cdef inline void _fs_kernel(
                 v[c] = a
             hint = _nearest(v, &pal[0, 0], &order[0, 0], &gap[0, 0], k, nc, hint)
             out[y, x] = <unsigned char>hint
-            chosen = &pal[hint, 0]
-            for c in range(nc):
-                ec = v[c] - chosen[c]
-                cur[(i + step) * nc + c] += ec * _W_AHEAD
-                nxt[(i - step) * nc + c] += ec * _W_BEHIND
-                nxt[i * nc + c] += ec * _W_UNDER
-                nxt[(i + step) * nc + c] += ec * _W_DIAG
+            _spread_error(v, &pal[hint, 0], cur, nxt, i, step, nc)
             x += step
         swap = cur
         cur = nxt
@@ -271,10 +280,9 @@ cdef inline void _adaptive_kernel(
     cdef bint rate_aware = literal > 0.0
     cdef double v[4]
     cdef double s[4]
-    cdef double level, energy, ratio, a, ec, d0, cost, best_cost, dist, weight
+    cdef double level, energy, ratio, a, d0, cost, best_cost, dist, weight
     cdef double* swap
     cdef const unsigned char* px
-    cdef const double* chosen
     cdef Py_ssize_t y, x, i, c, o, count, step, hint = 0, nearest, best, cand
     # Bit o of ``copying``: the previous pixel equals its source at offset o (1: above, 2: above
     # and behind, 3: above and ahead); a pixel that continues such a copy costs deflate nothing.
@@ -348,13 +356,7 @@ cdef inline void _adaptive_kernel(
             out[y, x] = <unsigned char>best
             hint = best
             if diffuse and not (nc == 4 and px[3] == 0):
-                chosen = &pal[best, 0]
-                for c in range(nc):
-                    ec = v[c] - chosen[c]
-                    cur[(i + step) * nc + c] += ec * _W_AHEAD
-                    nxt[(i - step) * nc + c] += ec * _W_BEHIND
-                    nxt[i * nc + c] += ec * _W_UNDER
-                    nxt[(i + step) * nc + c] += ec * _W_DIAG
+                _spread_error(v, &pal[best, 0], cur, nxt, i, step, nc)
             x += step
         swap = cur
         cur = nxt

@@ -257,6 +257,12 @@ class Options:
         return max(self.swaps, SPEEDS[self.speed][0])
 
     @property
+    def effective_rdo(self) -> float:
+        """The rate-aware strength in use: ``rdo`` in the ``rgb`` space, else 0 (the strength
+        weighs squared RGB error; the other spaces are chosen for ΔE and keep nearest entries)."""
+        return self.rdo if self.space == "rgb" else 0.0
+
+    @property
     def effective_tol(self) -> float:
         """The k-means tolerance scaled by ``speed``."""
         return self.tol * SPEEDS[self.speed][1]

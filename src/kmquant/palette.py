@@ -165,7 +165,7 @@ def remap(
     notes: list[str] = []
     if loaded.channels == 4 and bool((colors[:, 3] == 255).all()):
         notes.append("the palette has no transparent entry: transparent pixels become opaque")
-    rdo = opts.rdo if opts.space == "rgb" else 0.0  # rate-aware entries weigh RGB error
+    rdo = opts.effective_rdo
     if (opts.dither != "none" or rdo) and len(colors) > 1:
         indices = dither(pixels, colors, opts.dither, strength=opts.dither_strength, rdo=rdo)
     else:

@@ -266,8 +266,8 @@ def quantize_prepared(
         used = np.bincount(labels, weights=histogram.counts, minlength=palette.shape[0])
         palette, new_index = palette_order(palette, used)
         indices = histogram.lookup(prepared.pixels, new_index[labels])
-        rate = options.rdo if options.space == "rgb" else 0.0  # see _rate_and_dither
-        if centers is not None and palette.shape[0] > 1 and (options.dither == "on" or rate):
+        if centers is not None and palette.shape[0] > 1 and (
+                options.dither == "on" or options.effective_rdo):
             palette, indices = _rate_and_dither(prepared.pixels, palette, indices, options)
     else:
         indices = dither(_cleared(prepared.pixels), palette, options.dither,
@@ -393,11 +393,10 @@ def _rate_and_dither(
     Without dithering the palette is then refitted to the pixels each entry got (PSNR back for
     free); with it, the entries stay where k-means put them (the dither mixes them).
 
-    Rate-aware entries weigh squared RGB error, so they are used in the ``rgb`` space only: in
-    the others (chosen for ΔE) every pixel keeps its nearest entry in that space.
+    Rate-aware entries are used in the ``rgb`` space only (:attr:`Options.effective_rdo`).
     """
     pixels = _cleared(pixels)
-    rdo = options.rdo if options.space == "rgb" else 0.0
+    rdo = options.effective_rdo
     if options.dither == "on":
         indices = adaptive(pixels, palette, strength=options.dither_strength, rdo=rdo,
                            nearest_indices=nearest)

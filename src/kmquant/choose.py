@@ -181,6 +181,14 @@ class KChoice:
     rdo: float | None = None
     dither_strength: float | None = None
 
+    def applied(self, options: Options) -> Options:
+        """``options`` with what the choice settled: K, and the dithering and rate-aware
+        strength of the result where the search picked them."""
+        return options.replace(
+            n_colors=self.k, dither=self.dither or options.dither,
+            rdo=options.rdo if self.rdo is None else self.rdo,
+            dither_strength=self.dither_strength or options.dither_strength)
+
     def to_dict(self) -> dict:
         return {
             "k": self.k, "target": self.target.kind, "target_value": self.target.value,

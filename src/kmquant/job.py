@@ -298,9 +298,7 @@ def _still(
         prepared = prepare(loaded.pixels, opts.space)
         choice, result = choose_k(prepared, loaded.pixels, target, opts, engine,
                                   best_effort=best_effort, progress=progress)
-        opts = opts.replace(n_colors=choice.k, dither=choice.dither or opts.dither,
-                           rdo=opts.rdo if choice.rdo is None else choice.rdo,
-                           dither_strength=choice.dither_strength or opts.dither_strength)
+        opts = choice.applied(opts)
     elif palette is not None:
         result = remap(loaded.pixels, palette, options=opts, progress=progress)
     elif keep_colors is not None:
@@ -365,9 +363,7 @@ def _animation(
         each = opts.replace(max_pixels=None, rdo=0.0)
         choice, stacked_result = choose_k(prepare(stacked, opts.space), stacked, target, each,
                                           engine, best_effort=best_effort, progress=progress)
-        opts = opts.replace(n_colors=choice.k, dither=choice.dither or opts.dither,
-                           rdo=opts.rdo if choice.rdo is None else choice.rdo,
-                           dither_strength=choice.dither_strength or opts.dither_strength)
+        opts = choice.applied(opts)
         result = from_stacked(stacked_result, frames.frames, opts, progress=progress)
     else:
         result = quantize_frames(frames.frames, opts, engine=engine, palette=palette,

@@ -40,10 +40,11 @@ run: $(VENV)/.run-installed
 	$(BIN)/kmquant demo -k $(K) --force
 
 # System packages the suite runs for real (Debian; apt-get needs root): pngquant, the anchor the
-# benchmark tests compare with.
+# benchmark tests compare with, and Chromium, the browser the web page's tests drive (through
+# Playwright from PyPI: its own browser downloads are not used).
 system-packages:
-	@command -v pngquant >/dev/null || \
-		(apt-get update -q && apt-get install -y -q --no-install-recommends pngquant)
+	@command -v pngquant >/dev/null && test -x /usr/bin/chromium || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends pngquant chromium)
 
 test: $(VENV)/.test-installed system-packages
 	$(BIN)/ruff check src tests bench setup.py

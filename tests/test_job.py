@@ -141,3 +141,30 @@ def test_webp_is_written_losslessly_and_smaller_than_the_png(tmp_path):
         assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
     assert webp.compressed_bytes < png.compressed_bytes
     assert webp.psnr == pytest.approx(png.psnr) and webp.format == "RGB lossless WebP"
+
+
+def test_decoded_input_gives_the_same_file_and_counts_colours_once(photo, tmp_path):
+    import io
+
+    from kmquant.job import decode
+
+    decoded = decode(photo.read_bytes(), name="photo.png")
+    assert decoded.label == "photo.png" and decoded.original_bytes == photo.stat().st_size
+    first, again, fresh = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    r1 = kmquant.compress(decoded, first, n_colors=16)
+    r2 = kmquant.compress(decoded, again, n_colors=16)
+    r3 = kmquant.compress(photo, fresh, n_colors=16)
+    assert first.getvalue() == again.getvalue() == fresh.getvalue()
+    assert r1.timings["histogram"] > 0 and r2.timings["histogram"] == 0.0  # kept
+    assert r1.input == "photo.png" and r1.original_bytes == r3.original_bytes
+    before = decoded.nbytes
+    kmquant.compress(decoded, io.BytesIO(), n_colors=16, space="oklab")
+    assert decoded.nbytes > before  # a histogram in a second space is kept too
+
+
+def test_decoded_input_needs_an_output(photo):
+    from kmquant.errors import InvalidOptionError
+    from kmquant.job import decode
+
+    with pytest.raises(InvalidOptionError, match="give dst"):
+        kmquant.compress(decode(photo), n_colors=8)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,11 +38,94 @@ from .errors import InvalidOptionError, OutputExistsError, OutputLargerError
 from .load import LoadedFrames, LoadedImage, load_frames, load_image
 from .options import OUTPUT_FORMATS, Options
 from .palette import Quantizer, palette_of, remap
-from .pipeline import prepare, quantize_prepared
+from .pipeline import Prepared, prepare, quantize_prepared
 from .refine import Progress
 from .report import Report
 
-__all__ = ["compress", "default_output_path"]
+__all__ = ["compress", "decode", "Decoded", "default_output_path"]
+
+
+@dataclass
+class Decoded:
+    """An input decoded once for many compressions (at several K or settings): its pixels, its
+    frames, and its colour histogram in each working space asked for, kept.
+
+    Make one with :func:`decode`; pass it to :func:`compress` as ``src``. The web server keeps
+    one per upload, so that moving K costs one k-means, not a decode and a count.
+
+    Attributes
+    ----------
+    loaded : LoadedImage
+        The picture (the first frame of an animation).
+    frames : LoadedFrames
+        Every frame (one for a still).
+    label : str
+        What reports and messages call it.
+    original_bytes : int
+        Size of the encoded input.
+    """
+
+    loaded: LoadedImage
+    frames: LoadedFrames
+    label: str
+    original_bytes: int
+    _prepared: dict[str, Prepared] = field(default_factory=dict, repr=False)
+
+    def prepared(self, space: str) -> Prepared:
+        """The picture's histogram in ``space``, counted on the first call only (later calls
+        report 0 s for it)."""
+        if space in self._prepared:
+            return dataclasses.replace(self._prepared[space], seconds=0.0)
+        self._prepared[space] = prepare(self.loaded.pixels, space)
+        return self._prepared[space]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the pixels and the histograms kept (estimated for the hash tables)."""
+        pixels = self.frames.frames.nbytes if self.frames.is_animated else 0
+        # the hash table of a histogram: 16 to 64 bytes a colour
+        kept = sum(p.X.nbytes + p.counts.nbytes + p.histogram.n_colors * 48
+                   for p in self._prepared.values())
+        return int(self.loaded.pixels.nbytes + pixels + kept)
+
+
+def decode(source: str | os.PathLike | bytes, *, name: str | None = None,
+           options: Options | None = None, **fields: Any) -> Decoded:
+    """Decode an image file (every frame of an animation) for :func:`compress`.
+
+    Parameters
+    ----------
+    source : path or bytes
+        The encoded image.
+    name : str, optional
+        For bytes: what reports and messages call it (default ``<stdin>``).
+    options : Options, optional
+    **fields
+        Fields of :class:`kmquant.Options`; the decoding limits (``max_pixels``,
+        ``max_memory``, ``allow_truncated``, ``srgb``) are the ones that count here.
+
+    Returns
+    -------
+    Decoded
+
+    Raises
+    ------
+    KmquantError
+        The input cannot be read, is not an image, or is over the limits.
+    """
+    opts = Options.build(options, **fields)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        label = name or "<stdin>"
+        loaded, frames = _load(data, "png", opts, label)
+        size = len(data)
+    else:
+        path = Path(source)
+        label = str(source)
+        loaded, frames = _load(path, "png", opts, None)
+        size = path.stat().st_size
+    assert frames is not None  # "png" output: the frames are decoded
+    return Decoded(loaded, frames, label, size)
 
 
 def default_output_path(src: str | os.PathLike, n_colors: int, fmt: str = "PNG") -> Path:
@@ -50,7 +135,7 @@ def default_output_path(src: str | os.PathLike, n_colors: int, fmt: str = "PNG")
 
 
 def compress(
-    src: str | os.PathLike | bytes,
+    src: str | os.PathLike | bytes | Decoded,
     dst: str | os.PathLike | BinaryIO | None = None,
     *,
     out_dir: str | os.PathLike | None = None,
@@ -75,9 +160,11 @@ def compress(
 
     Parameters
     ----------
-    src : path or bytes
+    src : path, bytes or Decoded
         The input image; never overwritten unless ``force`` and ``dst`` is the same file.
         Bytes are an encoded file (read from standard input, say); ``dst`` is then needed.
+        A :class:`Decoded` input (see :func:`decode`) is not decoded again, and its histogram
+        is reused; ``dst`` is needed, and its decoding limits are the ones it was made with.
     dst : path or binary file object, optional
         Output path; default ``<stem>.k<K>.png`` (or the format's extension) beside ``src``,
         or in ``out_dir``. A path must be a regular file (or new): devices, FIFOs, sockets and
@@ -153,14 +240,23 @@ def compress(
     elif dst is not None:  # a binary file object: the bytes go there
         stream = dst
     given: bytes | None = None  # the image itself (standard input), not a path
-    label = str(src) if isinstance(src, (str, os.PathLike)) else (name or "<stdin>")
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        given, src = bytes(src), Path(label)
+    decoded: Decoded | None = None
+    source: str | os.PathLike | bytes
+    if isinstance(src, Decoded):
+        decoded, source = src, src.label
+    else:
+        source = src
+    label = str(source) if isinstance(source, (str, os.PathLike)) else (name or "<stdin>")
+    if decoded is not None and dst is None:
+        raise InvalidOptionError("a decoded image has no file to name the output after; "
+                                 "give dst")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        given, source = bytes(source), label
         if dst is None:
             raise InvalidOptionError(
                 "an image from standard input has no name to derive the output's from; give "
                 "-o FILE (or -o - for standard output)")
-    src = Path(src)
+    src = Path(source)
     if path_dst is not None:  # fail before the work when the output is known
         path_dst = _output_path(src, path_dst, out_dir, opts.n_colors, "PNG", force)
     output_format = _output_format(output_format, path_dst)
@@ -170,8 +266,14 @@ def compress(
             "--max-bytes sizes the indexed PNG; write a .png (or give --format png)")
     if opts.per_frame:
         _check_per_frame(output_format, auto, palette)
-    loaded, frames = _load(src if given is None else given, output_format, opts,
-                           None if given is None else label)
+    frames: LoadedFrames | None
+    if decoded is not None:
+        loaded, frames = decoded.loaded, decoded.frames
+        prepared: Callable[[str], Prepared] = decoded.prepared
+    else:
+        loaded, frames = _load(src if given is None else given, output_format, opts,
+                               None if given is None else label)
+        prepared = _preparer(loaded)
     fmt = _pillow_format(output_format, loaded.format, path_dst)
     if opts.per_frame and fmt != "GIF":  # --format input: known from the input only
         raise InvalidOptionError(_PER_FRAME_GIF)
@@ -184,11 +286,12 @@ def compress(
     if frames is not None and frames.is_animated and fmt in ("PNG", "GIF"):
         made = _animation(frames, fmt, opts, engine, **work)
     else:
-        made = _still(loaded, fmt, output_format, opts, engine, **work)
+        made = _still(loaded, fmt, output_format, opts, engine, prepared=prepared, **work)
     if path_dst is None and stream is None:  # -k auto: the name holds the K chosen
         path_dst = _output_path(src, None, out_dir, made.k, fmt, force)
     data = made.data
-    original_bytes = src.stat().st_size if given is None else len(given)
+    original_bytes = (decoded.original_bytes if decoded is not None
+                      else src.stat().st_size if given is None else len(given))
     if skip_if_larger and len(data) > original_bytes:
         raise OutputLargerError(
             f"{label}: skipped, the output ({len(data):,} bytes) would be larger than the input "
@@ -251,6 +354,11 @@ _PER_FRAME_GIF = ("--per-frame needs GIF output (--format gif or a .gif name): a
                   "holds one palette")
 
 
+def _preparer(loaded: LoadedImage) -> Callable[[str], Prepared]:
+    """``prepared(space)``: the histogram of ``loaded`` in ``space``, counted when asked."""
+    return lambda space: prepare(loaded.pixels, space)
+
+
 def _check_per_frame(output_format: str, auto: bool, palette: Any) -> None:
     """Refuse ``per_frame`` with what cannot hold or make a palette per frame."""
     if output_format not in ("gif", "input"):
@@ -291,12 +399,12 @@ def _still(
     keep_colors: Any,
     measure: bool,
     progress: Progress,
+    prepared: Callable[[str], Prepared],
 ) -> _Made:
-    """Quantize, encode and measure one picture."""
+    """Quantize, encode and measure one picture (``prepared(space)``: its histogram)."""
     choice: KChoice | None = None
     if target is not None:  # -k auto
-        prepared = prepare(loaded.pixels, opts.space)
-        choice, result = choose_k(prepared, loaded.pixels, target, opts, engine,
+        choice, result = choose_k(prepared(opts.space), loaded.pixels, target, opts, engine,
                                   best_effort=best_effort, progress=progress)
         opts = choice.applied(opts)
     elif palette is not None:
@@ -305,8 +413,7 @@ def _still(
         quantizer = Quantizer(opts, keep_colors=keep_colors).fit(loaded.pixels, progress=progress)
         result = quantizer.remap(loaded.pixels, progress=progress)
     else:
-        result, _ = quantize_prepared(prepare(loaded.pixels, opts.space), opts, engine,
-                                      progress=progress)
+        result, _ = quantize_prepared(prepared(opts.space), opts, engine, progress=progress)
     notes = list(loaded.notes) + list(result.notes) + ([choice.reason] if choice else [])
 
     clock = time.perf_counter()

@@ -17,10 +17,11 @@ MISSING_EXTRA = "kmquant serve needs the web extra: pip install 'kmquant[web]'"
 
 def register(commands) -> None:
     serve = commands.add_parser(
-        "serve", help="serve the HTTP API in a local web server",
-        description="Serve kmquant over HTTP: POST /api/compress and /api/sweep, API docs at "
-        "/docs. Listens on 127.0.0.1 (this machine only) unless --host says otherwise; "
-        "Ctrl-C stops it.",
+        "serve", help="a local web app: drop an image, tune K, compare, download",
+        description="Serve kmquant's web page and its HTTP API (POST /api/images, "
+        "/api/compress, /api/sweep; docs at /docs), and open the page in the browser. "
+        "Listens on 127.0.0.1 (this machine only) unless --host says otherwise; Ctrl-C or "
+        "SIGTERM stops it (exit 0).",
         epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1",
@@ -38,6 +39,9 @@ def register(commands) -> None:
                        "the rest are answered 429")
     serve.add_argument("--timeout", type=_positive(float), default=60.0, metavar="S",
                        help="seconds a request may take (default 60; more: 503)")
+    serve.add_argument("--cache-mb", type=_positive(float), default=256.0, metavar="MB",
+                       help="memory for images kept between requests, in the server (their "
+                       "files) and in each worker (their pixels and histograms); default 256")
     serve.set_defaults(handler=_cmd_serve)
 
 
@@ -89,7 +93,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"kmquant: warning: listening on {args.host}:{args.port}: the server is reachable "
               "from the network, without authentication", file=sys.stderr, flush=True)
     settings = Settings(max_upload_bytes=int(args.max_upload_mb * 2**20),
-                        max_pixels=args.max_pixels, workers=args.workers, timeout=args.timeout)
+                        max_pixels=args.max_pixels, workers=args.workers, timeout=args.timeout,
+                        cache_bytes=int(args.cache_mb * 2**20))
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     print(f"kmquant: serving on http://{shown}:{args.port}/ (API docs at /docs; Ctrl-C stops)",
           flush=True)

@@ -3,13 +3,24 @@ that turns each error into an HTTP status.
 
 Routes
 ------
+``GET /``, ``/static/…``
+    The page (plain HTML, CSS and JavaScript of the package).
 ``GET /api/health``
     ``{"status": "ok", "version": ...}``.
+``POST /api/images``
+    Multipart: the image in ``file``. The server keeps it (the encoded bytes here, the decoded
+    pixels and histogram in the worker that looked at it) and answers its ``id`` and what it is
+    (size, distinct colours…); later requests send ``image=<id>`` instead of the file.
+``DELETE /api/images/{id}``
+    Forget an upload.
 ``POST /api/compress``
-    Multipart: the image in ``file``, options as form fields. Answers the indexed PNG
-    (``image/png``), with the report as compact ASCII JSON in the ``X-Kmquant-Report`` header.
+    Multipart: the image in ``file`` or an upload's id in ``image``, options as form fields.
+    Answers the indexed PNG (``image/png``), with the report as compact ASCII JSON in the
+    ``X-Kmquant-Report`` header.
 ``POST /api/sweep``
-    The same upload and an optional list of K; answers the sweep's rows and knee as JSON.
+    The same image and an optional list of K; answers the sweep's rows and knee as JSON.
+``GET /api/progress/{ticket}``
+    The stage of the request sent with ``ticket=<ticket>``, while it is in work.
 
 Every error is answered as ``{"error": "<one line>", "code": "<ClassName>"}``, with the status
 of :data:`STATUS`; an unexpected one as 500 with a generic message (no traceback leaves).
@@ -26,6 +37,7 @@ from pathlib import Path, PurePath
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -42,8 +54,10 @@ from .limits import (
     OverloadedError,
     Settings,
     UploadTooLargeError,
+    WorkerCrashedError,
     WorkerPool,
 )
+from .uploads import UnknownImageError, Upload, UploadStore
 
 __all__ = ["create_app", "STATUS", "error_response"]
 
@@ -62,6 +76,8 @@ STATUS: dict[type[BaseException], int] = {
     errors.AbortedError: 422,
     errors.OutputLargerError: 422,
     errors.EngineUnavailableError: 501,
+    UnknownImageError: 404,
+    WorkerCrashedError: 500,
     OverloadedError: 429,
     DeadlineError: 503,
     errors.KmquantError: 500,
@@ -108,7 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Limits (default :class:`Settings`).
     """
     settings = settings or Settings()
-    pool = WorkerPool(settings.workers, settings.timeout)
+    pool = WorkerPool(settings.workers, settings.timeout, settings.cache_bytes)
+    store = UploadStore(settings.cache_bytes)
     # Starlette keeps an upload in memory up to this size, then spills it to a temporary file;
     # uploads are capped by BodyLimit, so they never reach the disk (a class attribute: it is
     # the same for every app of this process, which serves one app)
@@ -128,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   "indexed PNGs.")
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, reject=error_response)
     _handlers(app)
-    _routes(app, settings, pool)
+    _routes(app, settings, pool, store)
     _page(app)
     return app
 
@@ -168,20 +185,56 @@ def _handlers(app: FastAPI) -> None:
 
 
 Text = Annotated[str | None, Form()]
+FileField = Annotated[UploadFile | None, File(description="the image (or give image=<id>)")]
+ImageField = Annotated[str | None, Form(description="the id of an image sent to /api/images")]
+TicketField = Annotated[str | None, Form(
+    description="a name of the client's for this request, to follow it at /api/progress")]
 
 
-def _routes(app: FastAPI, settings: Settings, pool: WorkerPool) -> None:
+def _routes(app: FastAPI, settings: Settings, pool: WorkerPool, store: UploadStore) -> None:
     @app.get("/api/health")
     async def health() -> dict[str, str]:
         """The server is up."""
         return {"status": "ok", "version": __version__}
+
+    @app.post("/api/images", status_code=201)
+    async def add_image(
+        file: Annotated[UploadFile, File(description="the image")],
+    ) -> dict[str, Any]:
+        """Send an image once: the server keeps it (in memory) and answers its id and what it
+        is; compress and sweep then take ``image=<id>``."""
+        data = await _upload(file)
+        name = file.filename or "upload"
+        upload = Upload(store.new_id(), name, data)
+        info = await pool.run(jobs.inspect_job, upload.id, data, name,
+                              {"max_pixels": settings.max_pixels}, key=upload.id)
+        upload.info = {"id": upload.id, "name": name, "bytes": len(data), **info}
+        store.add(upload)
+        return upload.info
+
+    @app.delete("/api/images/{image_id}", status_code=204, response_class=Response)
+    async def delete_image(image_id: Annotated[str, PathParam(max_length=64)]) -> Response:
+        """Forget an image sent to /api/images."""
+        if not store.remove(image_id):
+            raise UnknownImageError(f"no image has the id {image_id!r}")
+        return Response(status_code=204)
+
+    @app.get("/api/progress/{ticket}")
+    async def progress(ticket: Annotated[str, PathParam(max_length=64)]) -> dict[str, Any]:
+        """Where the request sent with ``ticket`` is: its stage, and how far in it."""
+        state = pool.progress(ticket)
+        if state is None:
+            raise StarletteHTTPException(404, "no request with this ticket is in work")
+        stage, done, total = state
+        return {"stage": stage, "done": done, "total": total}
 
     @app.post("/api/compress", response_class=Response,
               responses={200: {"content": {"image/png": {}},
                                "description": "the indexed PNG; the report is in the "
                                "X-Kmquant-Report header (JSON)"}})
     async def compress(
-        file: Annotated[UploadFile, File(description="the image")],
+        file: FileField = None,
+        image: ImageField = None,
         k: Annotated[str | None, Form(description="K, 1 to 256, or 'auto'")] = None,
         dither: Annotated[str | None, Form(description="none, on, fs or ordered")] = None,
         space: Annotated[str | None, Form(description="rgb, linear, oklab or lab")] = None,
@@ -192,37 +245,71 @@ def _routes(app: FastAPI, settings: Settings, pool: WorkerPool) -> None:
         target_ssimulacra2: Text = None,
         max_bytes: Annotated[str | None, Form(description="50000, 50k, 1.5M")] = None,
         quality: Annotated[str | None, Form(description="MIN-MAX, as pngquant")] = None,
+        ticket: TicketField = None,
     ) -> Response:
         """Compress an image to an indexed PNG."""
-        data = await _upload(file)
+        key, data, filename = await _source(store, file, image)
         target = _target(target_psnr=target_psnr, target_ssim=target_ssim,
                          target_ssimulacra2=target_ssimulacra2, max_bytes=max_bytes,
                          quality=quality, dither=dither)
         n_colors = _k(k, target is not None)
         fields = _fields(settings, dither=dither, space=space, rdo=rdo, speed=speed)
-        name = _safe_stem(file.filename)
-        png, report = await pool.run(jobs.compress_job, data, file.filename or "upload",
-                                     n_colors, target, fields)
+        ticket = _ticket(ticket)
+        png, report = await pool.run(jobs.compress_job, key, data, filename, n_colors, target,
+                                     fields, ticket, key=key, ticket=ticket)
         header = json.dumps(report, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
         return Response(png, media_type="image/png", headers={
             "X-Kmquant-Report": header,
-            "Content-Disposition": f'attachment; filename="{name}.k{report["k"]}.png"'})
+            "Content-Disposition": f'attachment; filename="{_safe_stem(filename)}.k'
+                                   f'{report["k"]}.png"'})
 
     @app.post("/api/sweep")
     async def sweep(
-        file: Annotated[UploadFile, File(description="the image")],
+        file: FileField = None,
+        image: ImageField = None,
         k: Annotated[str | None, Form(description="K values: '4,8,16' or '2:64' (default: "
                                       "2 to 256)")] = None,
         dither: Text = None,
         space: Text = None,
         rdo: Text = None,
         speed: Text = None,
+        ticket: TicketField = None,
     ) -> dict[str, Any]:
         """Quantize the image at several K: PSNR, SSIM, PNG bytes… per K, and the knee."""
-        data = await _upload(file)
+        from ..ksweep import parse_k_values
+
+        key, data, filename = await _source(store, file, image)
         fields = _fields(settings, dither=dither, space=space, rdo=rdo, speed=speed)
-        result: dict[str, Any] = await pool.run(jobs.sweep_job, data, k, fields)
+        ks = ",".join(str(v) for v in parse_k_values(k))  # checked before a worker is taken
+        ticket = _ticket(ticket)
+        result: dict[str, Any] = await pool.run(jobs.sweep_job, key, data, filename, ks, fields,
+                                                ticket, key=key, ticket=ticket)
         return result
+
+
+async def _source(store: UploadStore, file: UploadFile | None,
+                  image: str | None) -> tuple[str | None, bytes, str]:
+    """``(key, data, name)`` of the image of a request: an upload kept under ``image``, or the
+    one-off ``file``."""
+    if (file is None) == (image is None or not image.strip()):
+        raise errors.InvalidOptionError(
+            "send the image in the form field 'file', or the id of one sent to /api/images in "
+            "'image' (one of the two)")
+    if file is not None:
+        return None, await _upload(file), file.filename or "upload"
+    assert image is not None
+    upload = store.get(image.strip())
+    return upload.id, upload.data, upload.name
+
+
+def _ticket(text: str | None) -> str | None:
+    """A progress ticket, checked: up to 64 letters, digits, '-' and '_'."""
+    if text is None or not text:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise errors.InvalidOptionError(
+            "ticket must be 1 to 64 letters, digits, '-' or '_'")
+    return text
 
 
 async def _upload(file: UploadFile) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -19,7 +20,7 @@ from typing import Any
 from ..errors import KmquantError
 
 __all__ = ["Settings", "UploadTooLargeError", "OverloadedError", "DeadlineError",
-           "BodyLimit", "WorkerPool"]
+           "WorkerCrashedError", "BodyLimit", "WorkerPool"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,12 +43,16 @@ class Settings:
         Worker processes; as many more requests may wait, the rest get 429.
     timeout : float
         Seconds a request may wait for its result (503 beyond).
+    cache_bytes : int
+        Memory for uploads kept between requests: their encoded bytes in the server, and
+        their decoded pixels and histograms in each worker.
     """
 
     max_upload_bytes: int = 50 * 2**20
     max_pixels: int | None = 40_000_000
     workers: int = 2
     timeout: float = 60.0
+    cache_bytes: int = 256 * 2**20
 
 
 class UploadTooLargeError(KmquantError):
@@ -138,44 +143,101 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class WorkerPool:
-    """``workers`` processes (``forkserver``) for the CPU work, with an admission count.
+    """``workers`` worker processes (``forkserver``) for the CPU work, with an admission count,
+    routing by upload, and progress per request ticket.
 
     At most ``workers`` jobs run and ``workers`` more wait; a job beyond that is refused with
     :class:`OverloadedError` at once. A caller waits ``timeout`` seconds at most
     (:class:`DeadlineError`); a job that outlives its caller still holds its place until it
     ends, so the pool never takes more work than it can run.
+
+    Each worker is a lane of its own (a one-process executor), so that a job can go where its
+    upload is already decoded: a job goes to the least loaded worker, and among those to one
+    that has run a job for the same ``key`` before.
+
+    Progress: a job given a ``ticket`` reports ``(stage, done, total)`` on a queue that a thread
+    of the server reads into :attr:`progress` while the job is admitted.
     """
 
-    def __init__(self, workers: int, timeout: float) -> None:
-        self.workers, self.timeout = workers, timeout
-        self._admitted = 0
+    def __init__(self, workers: int, timeout: float, cache_bytes: int = 256 * 2**20) -> None:
+        self.workers, self.timeout, self.cache_bytes = workers, timeout, cache_bytes
         self._lock = threading.Lock()
-        self._executor: ProcessPoolExecutor | None = None
+        self._lanes: list[_Lane] = []
+        self._queue: Any = None
+        self._reader: threading.Thread | None = None
+        self._progress: dict[str, tuple[str, int, int]] = {}
 
     @property
     def admitted(self) -> int:
         """Jobs running or waiting now."""
-        return self._admitted
+        return sum(lane.load for lane in self._lanes)
+
+    def progress(self, ticket: str) -> tuple[str, int, int] | None:
+        """``(stage, done, total)`` of the admitted job with ``ticket``, or None."""
+        return self._progress.get(ticket)
 
     def start(self) -> None:
         """Start the worker processes (the server's start-up calls this)."""
         import multiprocessing
 
-        from .jobs import worker_init
-
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["kmquant.job", "kmquant.web.jobs"])
-        self._executor = ProcessPoolExecutor(self.workers, mp_context=context,
-                                             initializer=worker_init, initargs=(os.getpid(),))
+        self._context = context
+        self._queue = context.Queue()
+        self._reader = threading.Thread(target=self._read_progress, name="kmquant-progress",
+                                        daemon=True)
+        self._reader.start()
+        self._lanes = [_Lane(self._executor()) for _ in range(self.workers)]
+
+    def _executor(self) -> ProcessPoolExecutor:
+        from .jobs import worker_init
+
+        return ProcessPoolExecutor(1, mp_context=self._context, initializer=worker_init,
+                                   initargs=(os.getpid(), self._queue, self.cache_bytes))
 
     def shutdown(self) -> None:
         """Stop the workers: jobs not started are cancelled, running ones are waited for."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        for lane in self._lanes:
+            lane.executor.shutdown(wait=False, cancel_futures=True)
+        for lane in self._lanes:
+            lane.executor.shutdown(wait=True)
+        self._lanes = []
+        if self._queue is not None:
+            self._queue.put(None)
+            if self._reader is not None:
+                self._reader.join(timeout=5)
+            self._queue.close()
+            self._queue.join_thread()
+            self._queue = None
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _read_progress(self) -> None:
+        """Copy the workers' progress messages into :attr:`_progress` (for admitted tickets
+        only) until the ``None`` of :meth:`shutdown`."""
+        queue = self._queue
+        while True:
+            try:
+                message = queue.get()
+            except (EOFError, OSError):
+                return
+            if message is None:
+                return
+            ticket, stage, done, total = message
+            if ticket in self._progress:
+                self._progress[ticket] = (stage, done, total)
+
+    async def run(self, fn: Callable[..., Any], *args: Any, key: str | None = None,
+                  ticket: str | None = None) -> Any:
         """``fn(*args)`` on a worker; its result, or the exception it raised.
+
+        Parameters
+        ----------
+        fn, args
+            The job (a picklable function) and its arguments.
+        key : str, optional
+            The upload the job works on: it goes preferably to a worker that has it.
+        ticket : str, optional
+            Its progress is kept under this name while it is admitted (``fn`` must take it
+            as its last argument and report under it).
 
         Raises
         ------
@@ -183,38 +245,78 @@ class WorkerPool:
             ``2 × workers`` jobs are already admitted.
         DeadlineError
             No result within ``timeout`` seconds.
+        WorkerCrashedError
+            The worker process died during the job.
         """
-        with self._lock:
-            if self._admitted >= 2 * self.workers:
-                raise OverloadedError(
-                    f"the server is busy ({self._admitted} images in work); try again in a moment")
-            self._admitted += 1
+        lane = self._admit(key)
+        if ticket is not None:
+            self._progress[ticket] = ("queued", 0, 1)
         try:
-            future = self._submit(fn, *args)
-        except BaseException:
-            self._release(None)
-            raise
-        future.add_done_callback(self._release)
-        try:
-            # on timeout the wrapper is cancelled, which cancels the job if it has not started;
-            # a running job ends on its own
+            try:
+                future = self._submit(lane, fn, *args)
+            except BaseException:
+                self._release(lane)
+                raise
+            future.add_done_callback(lambda _: self._release(lane))
+            # on timeout the wrapper is cancelled, which cancels the job if it has not
+            # started; a running job ends on its own
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
         except TimeoutError:
             raise DeadlineError(
                 f"the image took longer than the server's limit of {self.timeout:g} s; try a "
                 "smaller image, a smaller K or a higher speed") from None
+        except BrokenProcessPool:
+            raise WorkerCrashedError(
+                "the worker process died on this image (out of memory?); try a smaller image"
+            ) from None
+        finally:
+            if ticket is not None:
+                self._progress.pop(ticket, None)
 
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        if self._executor is None:
-            raise RuntimeError("the worker pool is not started")
-        try:
-            return self._executor.submit(fn, *args)
-        except BrokenProcessPool:  # a worker died (out of memory, killed): start afresh
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self.start()
-            assert self._executor is not None
-            return self._executor.submit(fn, *args)
-
-    def _release(self, _future: Future | None) -> None:
+    def _admit(self, key: str | None) -> _Lane:
+        """The lane for a job on ``key``: least loaded, then one that has seen ``key``."""
         with self._lock:
-            self._admitted -= 1
+            if not self._lanes:
+                raise RuntimeError("the worker pool is not started")
+            admitted = self.admitted
+            if admitted >= 2 * self.workers:
+                raise OverloadedError(
+                    f"the server is busy ({admitted} images in work); try again in a moment")
+            lane = min(self._lanes, key=lambda lane: (lane.load, key not in lane.keys))
+            lane.load += 1
+            if key is not None:
+                lane.remember(key)
+            return lane
+
+    def _submit(self, lane: _Lane, fn: Callable[..., Any], *args: Any) -> Future:
+        try:
+            return lane.executor.submit(fn, *args)
+        except BrokenProcessPool:  # its worker died (out of memory, killed): start afresh
+            lane.executor.shutdown(wait=False, cancel_futures=True)
+            lane.executor, lane.keys = self._executor(), OrderedDict()
+            return lane.executor.submit(fn, *args)
+
+    def _release(self, lane: _Lane) -> None:
+        with self._lock:
+            lane.load -= 1
+
+
+class WorkerCrashedError(KmquantError):
+    """A worker process died during a job."""
+
+
+class _Lane:
+    """One worker process: its executor, its jobs admitted, and the uploads it has worked on
+    (the most recent :data:`KEYS` of them)."""
+
+    KEYS = 64
+
+    def __init__(self, executor: ProcessPoolExecutor) -> None:
+        self.executor, self.load = executor, 0
+        self.keys: OrderedDict[str, None] = OrderedDict()
+
+    def remember(self, key: str) -> None:
+        self.keys[key] = None
+        self.keys.move_to_end(key)
+        while len(self.keys) > self.KEYS:
+            self.keys.popitem(last=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import webbrowser
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -32,7 +34,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     InvalidOptionError
         The address cannot be listened on (the port is taken, say).
     """
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port,
+    server = _Server(uvicorn.Config(create_app(settings), host=host, port=port,
                                            log_level="warning"))
     if open_browser:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -44,6 +46,25 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
         raise InvalidOptionError(
             f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
             "choose another --port or --host") from None
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending with the process's own exit code after Ctrl-C or SIGTERM.
+
+    uvicorn raises the signal again once it has shut down, which kills the process by the
+    default action before its exit handlers run (the worker pool's queues are then reported as
+    leaked); a stop asked for is the normal end of a server, so the CLI exits 0 instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                captured = getattr(self, "_captured_signals", None)
+                if isinstance(captured, list):
+                    captured.clear()
 
 
 def _open_when_started(server: uvicorn.Server, url: str, wait: float = 30.0) -> None:

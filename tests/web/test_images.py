@@ -209,3 +209,64 @@ def test_signal_stops_the_server_cleanly(sample_bytes, sig):
     alive = [p for p in children if os.path.exists(f"/proc/{p}")
              and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
     assert not alive, f"orphan processes left: {alive}"
+
+
+def _open_files_under(pid: int, folder: str) -> set[str]:
+    """Files (deleted ones too) that process ``pid`` holds open under ``folder``."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(folder):
+            found.add(target)
+    return found
+
+
+def test_uploads_never_touch_the_disk(tmp_path):
+    # an upload of 3 MB: above the 1 MB that Starlette keeps in memory before it spills to a
+    # temporary file by default; the server's temporary folder is watched while it works
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (1000, 1000, 3), dtype=np.uint8)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert len(data) > 2**21
+    private = tmp_path / "tmp"
+    private.mkdir()
+    port = free_port()
+    process = subprocess.Popen(serve_command("--port", str(port), "--no-browser"),
+                               env={**os.environ, "TMPDIR": str(private)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[str] = set()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as c:
+            for _ in range(150):
+                try:
+                    if c.get("/api/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            done = threading.Event()
+
+            def watch() -> None:
+                while not done.is_set():
+                    seen.update(_open_files_under(process.pid, str(private)))
+                    time.sleep(0.005)
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            try:
+                for route, form in (("/api/compress", {"k": "256"}), ("/api/images", {})):
+                    response = c.post(route, files={"file": ("noise.png", data)}, data=form)
+                    assert response.status_code in (200, 201), response.text
+            finally:
+                done.set()
+                watcher.join()
+    finally:
+        stop(process)
+    assert not seen, f"the server wrote uploads to disk: {seen}"
+    leftovers = [p for p in private.rglob("*") if p.is_file()]
+    assert not leftovers, leftovers

@@ -270,3 +270,27 @@ def test_uploads_never_touch_the_disk(tmp_path):
     assert not seen, f"the server wrote uploads to disk: {seen}"
     leftovers = [p for p in private.rglob("*") if p.is_file()]
     assert not leftovers, leftovers
+
+
+def test_opens_the_browser_on_its_page(tmp_path):
+    # Python's webbrowser runs $BROWSER: here a script that writes down the address it gets
+    opened = tmp_path / "opened.txt"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\necho "$1" > "{opened}"\n')
+    script.chmod(0o755)
+    port = free_port()
+    process = subprocess.Popen(serve_command("--port", str(port), "--workers", "1"),
+                               env={**os.environ, "BROWSER": str(script)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)  # the script's one line written whole
+        assert opened.exists(), "the browser was not opened"
+        url = opened.read_text().strip()
+        assert url == f"http://127.0.0.1:{port}/"
+        page = httpx.get(url, timeout=TIMEOUT)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        stop(process)

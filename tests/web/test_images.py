@@ -128,8 +128,8 @@ def test_progress_follows_a_ticket_while_it_works(server, client, image_id):
     steps = [state["done"] for state in seen if state["stage"] == "sweep"]
     assert steps == sorted(steps) and all(s["total"] == len(response.json()["rows"])
                                           for s in seen if s["stage"] == "sweep")
-    gone = client.get("/api/progress/sweep-1")  # over: forgotten
-    assert gone.status_code == 404 and "error" in gone.json()
+    gone = client.get("/api/progress/sweep-1")  # over: nothing in work under this ticket
+    assert gone.status_code == 204 and gone.content == b""
 
 
 def test_unknown_or_deleted_image_is_404_with_a_hint(client, image_id):

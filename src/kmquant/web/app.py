@@ -219,12 +219,16 @@ def _routes(app: FastAPI, settings: Settings, pool: WorkerPool, store: UploadSto
             raise UnknownImageError(f"no image has the id {image_id!r}")
         return Response(status_code=204)
 
-    @app.get("/api/progress/{ticket}")
-    async def progress(ticket: Annotated[str, PathParam(max_length=64)]) -> dict[str, Any]:
-        """Where the request sent with ``ticket`` is: its stage, and how far in it."""
+    @app.get("/api/progress/{ticket}", response_model=None,
+             responses={204: {"description": "no request with this ticket is in work (not "
+                                             "begun, or over)"}})
+    async def progress(ticket: Annotated[str, PathParam(max_length=64)]
+                       ) -> dict[str, Any] | Response:
+        """Where the request sent with ``ticket`` is: its stage (``queued`` while it waits
+        for a worker), and how far in it."""
         state = pool.progress(ticket)
-        if state is None:
-            raise StarletteHTTPException(404, "no request with this ticket is in work")
+        if state is None:  # not an error: a poll may come before the request or after it
+            return Response(status_code=204)
         stage, done, total = state
         return {"stage": stage, "done": done, "total": total}
 

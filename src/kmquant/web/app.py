@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
 from typing import Annotated, Any
@@ -143,7 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="kmquant", version=__version__, lifespan=lifespan,
                   description="Compress images by k-means colour quantization into real "
                   "indexed PNGs.")
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, reject=error_response)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, reject=error_response,
+                       gate=lambda scope: _refuse_when_full(scope, pool))
     _handlers(app)
     _routes(app, settings, pool, store)
     _page(app)
@@ -160,6 +161,18 @@ def _page(app: FastAPI) -> None:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+#: Routes whose requests take a worker: refused before their form is parsed when all are taken.
+WORK_ROUTES = frozenset({"/api/images", "/api/compress", "/api/sweep"})
+
+
+def _refuse_when_full(scope: MutableMapping[str, Any], pool: WorkerPool) -> Exception | None:
+    """The 429 of a request for a worker when every place is taken (checked again when the
+    job is submitted: a place may be taken meanwhile)."""
+    if scope.get("method") == "POST" and scope.get("path") in WORK_ROUTES and pool.full():
+        return pool.overloaded()
+    return None
 
 
 def _handlers(app: FastAPI) -> None:

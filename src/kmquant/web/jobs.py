@@ -73,9 +73,11 @@ def worker_init(parent: int, progress: Any = None, cache_bytes: int = 256 * 2**2
     global _cache, _progress
     from ..batch import worker_setup
     from ..cli._common import single_threaded_worker
+    from .limits import give_back_freed_memory
 
     worker_setup(parent)
     single_threaded_worker()
+    give_back_freed_memory()
     _cache, _progress = Cache(cache_bytes), progress
 
 

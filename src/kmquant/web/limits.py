@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import KmquantError
 
-__all__ = ["Settings", "UploadTooLargeError", "OverloadedError", "DeadlineError",
+__all__ = ["give_back_freed_memory", "Settings", "UploadTooLargeError", "OverloadedError", "DeadlineError",
            "WorkerCrashedError", "BodyLimit", "WorkerPool"]
 
 Scope = MutableMapping[str, Any]
@@ -55,6 +55,30 @@ class Settings:
     cache_bytes: int = 256 * 2**20
 
 
+#: Size from which glibc serves an allocation by mmap (so that freeing it gives it back).
+MMAP_THRESHOLD = 128 * 1024
+
+
+def give_back_freed_memory() -> None:
+    """Make glibc return large freed buffers to the system, in this process and in the worker
+    processes started after this call.
+
+    glibc raises its mmap threshold once a large buffer is freed, so that later upload-sized
+    buffers (0.1 to 50 MB) come from the heap and stay with the process after the request
+    (measured: the server kept ~20 MB, a worker ~30 MB, after a load of Kodak uploads). A fixed
+    threshold of 128 KiB keeps them mmapped: the memory goes back when a request ends, at no
+    measurable cost in speed. Nothing is done on other C libraries.
+    """
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))  # read at start-up
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 class UploadTooLargeError(KmquantError):
     """The request body is larger than ``--max-upload-mb``."""
 
@@ -72,6 +96,10 @@ class BodyLimit:
     and answers ``reject(UploadTooLargeError)`` as soon as the count passes ``max_bytes``
     (or at once when ``Content-Length`` announces more), without reading the rest.
 
+    A ``gate`` may refuse a request before its body counts: the body is then read and dropped
+    (so that the client, still sending, gets the answer and keeps its connection) and
+    ``reject(gate's error)`` answered, without the form parsing of the application.
+
     The application then receives the body whole, in one message.
 
     Parameters
@@ -80,28 +108,34 @@ class BodyLimit:
     max_bytes : int
     reject : callable
         ``reject(exc) -> (status, headers, body)``: the response to an error.
+    gate : callable, optional
+        ``gate(scope) -> Exception | None``: an error to answer at once, or None to go on.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int,
-                 reject: Callable[[Exception], tuple[int, list[tuple[bytes, bytes]], bytes]]
-                 ) -> None:
-        self.app, self.max_bytes, self.reject = app, max_bytes, reject
+                 reject: Callable[[Exception], tuple[int, list[tuple[bytes, bytes]], bytes]],
+                 gate: Callable[[Scope], Exception | None] | None = None) -> None:
+        self.app, self.max_bytes, self.reject, self.gate = app, max_bytes, reject, gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = await self._read(scope, receive)
+        refused = self.gate(scope) if self.gate is not None else None
+        body = await self._read(scope, receive, keep=refused is None)
         if body is None:
             limit = self.max_bytes / 2**20
             await self._answer(send, UploadTooLargeError(
                 f"the upload is larger than the server's limit of {limit:g} MB; send a smaller "
-                "image (or start the server with a larger --max-upload-mb)"))
+                "image (or start the server with a larger --max-upload-mb)"), close=True)
+            return
+        if refused is not None:
+            await self._answer(send, refused)
             return
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole body, or None once it is over the cap."""
+    async def _read(self, scope: Scope, receive: Receive, keep: bool = True) -> bytes | None:
+        """The whole body (``b""`` when not ``keep``), or None once it is over the cap."""
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 return None
@@ -114,15 +148,17 @@ class BodyLimit:
             count += len(chunk)
             if count > self.max_bytes:
                 return None
-            chunks.append(chunk)
+            if keep:
+                chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
 
-    async def _answer(self, send: Send, exc: Exception) -> None:
+    async def _answer(self, send: Send, exc: Exception, close: bool = False) -> None:
         status, headers, body = self.reject(exc)
-        headers = [*headers, (b"content-length", str(len(body)).encode()),
-                   (b"connection", b"close")]
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        if close:  # the rest of the body was not read: the connection cannot go on
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -171,6 +207,15 @@ class WorkerPool:
     def admitted(self) -> int:
         """Jobs running or waiting now."""
         return sum(lane.load for lane in self._lanes)
+
+    def full(self) -> bool:
+        """Whether a job now would be refused (``2 × workers`` admitted)."""
+        return self.admitted >= 2 * self.workers
+
+    def overloaded(self) -> OverloadedError:
+        """The error of a job refused now."""
+        return OverloadedError(
+            f"the server is busy ({self.admitted} images in work); try again in a moment")
 
     def progress(self, ticket: str) -> tuple[str, int, int] | None:
         """``(stage, done, total)`` of the admitted job with ``ticket``, or None."""
@@ -278,10 +323,8 @@ class WorkerPool:
         with self._lock:
             if not self._lanes:
                 raise RuntimeError("the worker pool is not started")
-            admitted = self.admitted
-            if admitted >= 2 * self.workers:
-                raise OverloadedError(
-                    f"the server is busy ({admitted} images in work); try again in a moment")
+            if self.full():
+                raise self.overloaded()
             lane = min(self._lanes, key=lambda lane: (lane.load, key not in lane.keys))
             lane.load += 1
             if key is not None:

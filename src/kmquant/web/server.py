@@ -12,7 +12,7 @@ import uvicorn
 
 from ..errors import InvalidOptionError
 from .app import create_app
-from .limits import Settings
+from .limits import Settings, give_back_freed_memory
 
 __all__ = ["serve"]
 
@@ -34,6 +34,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     InvalidOptionError
         The address cannot be listened on (the port is taken, say).
     """
+    give_back_freed_memory()  # before the workers start: they inherit it
     server = _Server(uvicorn.Config(create_app(settings), host=host, port=port,
                                            log_level="warning"))
     if open_browser:

@@ -44,7 +44,8 @@ def timed(client: httpx.Client, fields: dict[str, str], files: dict | None) -> t
     return seconds, json.loads(response.headers["X-Kmquant-Report"])
 
 
-def measure(url: str, name: str, data: bytes, rounds: int) -> dict[str, float]:
+def measure(url: str, name: str, data: bytes, rounds: int,
+            ks: tuple[int, ...] = KS) -> dict[str, float]:
     """Medians for one photo: kept-upload and sent-again latency, and the server's histogram
     time of each."""
     kept: list[float] = []
@@ -56,7 +57,7 @@ def measure(url: str, name: str, data: bytes, rounds: int) -> dict[str, float]:
         image = upload.json()["id"]
         step = 0
         for _ in range(rounds):
-            for k in KS:
+            for k in ks:
                 pair = [("kept", {"image": image, "k": str(k)}, None),
                         ("again", {"k": str(k)}, {"file": (f"{name}.png", data)})]
                 if step % 2:
@@ -81,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", default="kodim01,kodim05,kodim13,kodim20,kodim23",
                         help="comma list of image names in DATA (default five Kodak photos)")
     parser.add_argument("--rounds", type=int, default=2, help="passes over the K ladder")
+    parser.add_argument("--ks", default=",".join(map(str, KS)),
+                        help=f"the K ladder (default {','.join(map(str, KS))})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     args = parser.parse_args(argv)
+    ks = tuple(int(k) for k in args.ks.split(","))
     try:
         images = load_images(args.data, [n.strip() for n in args.images.split(",")])
     except SystemExit:
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         process = start_server(1, port, Path(scratch) / "stderr.txt")
         try:
-            rows = [(name, measure(f"http://127.0.0.1:{port}", name, data, args.rounds))
+            rows = [(name, measure(f"http://127.0.0.1:{port}", name, data, args.rounds, ks))
                     for name, data in images]
         finally:
             stop_server(process)
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
         f"- Machine: {platform.platform()}; {cpu_model()}",
         f"- Command: `python bench/bench_slider.py {' '.join(argv or sys.argv[1:])}`".rstrip(),
-        f"- Server: `kmquant serve --workers 1`; K = {', '.join(map(str, KS))}, "
+        f"- Server: `kmquant serve --workers 1`; K = {', '.join(map(str, ks))}, "
         f"{args.rounds} rounds, the two modes alternating; medians of the client's latency.",
         "",
         "| photo | kept upload (ms) | file sent again (ms) | ratio | histogram, kept (ms) | "

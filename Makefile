@@ -77,6 +77,8 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_rd.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/bench_target.py $(if $(DATA),--data $(DATA)) --kmquant-args=--best-effort
 	$(BIN)/python bench/bench_levers.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/bench_serve.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/bench_slider.py $(if $(DATA),--data $(DATA))
 
 # Coverage-guided fuzzing of the loader and quantizer (tests/fuzz/fuzz_load.py, atheris) over a
 # copy of the seed corpus (libFuzzer adds what it finds to it); a crash, an input over 2 GB or one

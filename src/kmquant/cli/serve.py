@@ -38,7 +38,8 @@ def register(commands) -> None:
                        help="worker processes (default 2); as many more requests may wait, "
                        "the rest are answered 429")
     serve.add_argument("--timeout", type=_positive(float), default=60.0, metavar="S",
-                       help="seconds a request may take (default 60; more: 503)")
+                       help="seconds a request may take (default 60; more: 503); a sweep may take "
+                       "this per K")
     serve.add_argument("--cache-mb", type=_positive(float), default=256.0, metavar="MB",
                        help="memory for images kept between requests, in the server (their "
                        "files) and in each worker (their pixels and histograms); default 256")

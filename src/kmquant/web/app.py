@@ -297,10 +297,14 @@ def _routes(app: FastAPI, settings: Settings, pool: WorkerPool, store: UploadSto
 
         key, data, filename = await _source(store, file, image)
         fields = _fields(settings, dither=dither, space=space, rdo=rdo, speed=speed)
-        ks = ",".join(str(v) for v in parse_k_values(k))  # checked before a worker is taken
+        values = parse_k_values(k)  # checked before a worker is taken
+        ks = ",".join(str(v) for v in values)
         ticket = _ticket(ticket)
+        # a sweep is one quantization per K: the deadline is per K (a 6 MP photo takes 1 to 4 s
+        # a K on one core, so 15 K can pass one request's 60 s)
         result: dict[str, Any] = await pool.run(jobs.sweep_job, key, data, filename, ks, fields,
-                                                ticket, key=key, ticket=ticket)
+                                                ticket, key=key, ticket=ticket,
+                                                timeout=settings.timeout * len(values))
         return result
 
 

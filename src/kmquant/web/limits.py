@@ -42,7 +42,7 @@ class Settings:
     workers : int
         Worker processes; as many more requests may wait, the rest get 429.
     timeout : float
-        Seconds a request may wait for its result (503 beyond).
+        Seconds a request may wait for its result (503 beyond); a sweep, this per K.
     cache_bytes : int
         Memory for uploads kept between requests: their encoded bytes in the server, and
         their decoded pixels and histograms in each worker.
@@ -271,7 +271,7 @@ class WorkerPool:
                 self._progress[ticket] = (stage, done, total)
 
     async def run(self, fn: Callable[..., Any], *args: Any, key: str | None = None,
-                  ticket: str | None = None) -> Any:
+                  ticket: str | None = None, timeout: float | None = None) -> Any:
         """``fn(*args)`` on a worker; its result, or the exception it raised.
 
         Parameters
@@ -283,6 +283,8 @@ class WorkerPool:
         ticket : str, optional
             Its progress is kept under this name while it is admitted (``fn`` must take it
             as its last argument and report under it).
+        timeout : float, optional
+            Seconds to wait for it (default: the pool's ``timeout``).
 
         Raises
         ------
@@ -293,6 +295,7 @@ class WorkerPool:
         WorkerCrashedError
             The worker process died during the job.
         """
+        limit = self.timeout if timeout is None else timeout
         lane = self._admit(key)
         if ticket is not None:
             self._progress[ticket] = ("queued", 0, 1)
@@ -305,10 +308,10 @@ class WorkerPool:
             future.add_done_callback(lambda _: self._release(lane))
             # on timeout the wrapper is cancelled, which cancels the job if it has not
             # started; a running job ends on its own
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+            return await asyncio.wait_for(asyncio.wrap_future(future), limit)
         except TimeoutError:
             raise DeadlineError(
-                f"the image took longer than the server's limit of {self.timeout:g} s; try a "
+                f"the image took longer than the server's limit of {limit:g} s; try a "
                 "smaller image, a smaller K or a higher speed") from None
         except BrokenProcessPool:
             raise WorkerCrashedError(

@@ -65,6 +65,9 @@ import httpx
 
 import kmquant
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import cpu_model  # noqa: E402  (the bench folder is not a package)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "kodak"
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
@@ -495,17 +498,6 @@ def memory_table(memory: dict[str, Snapshot]) -> str:
         len(memory["after"].processes),
         " | ".join(megabytes(memory[m].total) for m in ("baseline", "peak", "after"))))
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo, or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def header(command: str, args: argparse.Namespace, images: list[tuple[str, bytes]],

@@ -13,6 +13,8 @@ import pytest
 
 #: Seconds to wait for the server to answer /api/health.
 START_TIMEOUT = 30.0
+#: Seconds a test's request may take.
+REQUEST_TIMEOUT = 60.0
 
 
 def free_port() -> int:
@@ -38,10 +40,33 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def wait_until_up(process: subprocess.Popen, url: str, log: Path | None = None) -> None:
+    """Return once ``url``/api/health answers 200; fail the test if ``process`` ends first or
+    START_TIMEOUT seconds pass (with the server's stderr from ``log``)."""
+    import httpx
+
+    def said() -> str:
+        return log.read_text() if log is not None and log.exists() else ""
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"kmquant serve ended with {process.returncode}: {said()}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            stop(process)
+            pytest.fail(f"kmquant serve did not answer within {START_TIMEOUT:g} s: {said()}")
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
     """Base URL of a server started with 2 workers and a 5 MB upload cap."""
-    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("httpx")
     port = free_port()
     log: Path = tmp_path_factory.mktemp("serve") / "stderr.txt"
     with log.open("wb") as err:
@@ -51,20 +76,28 @@ def server(tmp_path_factory) -> Iterator[str]:
             stdout=subprocess.DEVNULL, stderr=err)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"kmquant serve ended with {process.returncode}: {log.read_text()}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"kmquant serve did not answer within {START_TIMEOUT:g} s: "
-                            f"{log.read_text()}")
-            time.sleep(0.2)
+        wait_until_up(process, url, log)
         yield url
     finally:
         stop(process)
     assert process.returncode is not None
+
+
+@pytest.fixture(scope="module")
+def sample_bytes() -> bytes:
+    """The packaged sample photo (768 × 512 PNG)."""
+    import kmquant
+
+    return kmquant.sample_path().read_bytes()
+
+
+@pytest.fixture
+def client(server) -> Iterator:
+    """An httpx client of ``server``; after the test, the server must still answer."""
+    httpx = pytest.importorskip("httpx")
+    with httpx.Client(base_url=server, timeout=REQUEST_TIMEOUT) as c:
+        yield c
+    # every case leaves the server alive
+    with httpx.Client(base_url=server, timeout=REQUEST_TIMEOUT) as c:
+        health = c.get("/api/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"

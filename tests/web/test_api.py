@@ -7,7 +7,6 @@ import json
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,24 +19,15 @@ from PIL import Image  # noqa: E402
 
 import kmquant  # noqa: E402
 
-from .conftest import free_port, serve_command, stop  # noqa: E402
+from .conftest import (  # noqa: E402
+    REQUEST_TIMEOUT,
+    free_port,
+    serve_command,
+    stop,
+    wait_until_up,
+)
 
-TIMEOUT = httpx.Timeout(60.0)
-
-
-@pytest.fixture(scope="module")
-def sample_bytes() -> bytes:
-    return kmquant.sample_path().read_bytes()
-
-
-@pytest.fixture
-def client(server) -> httpx.Client:
-    with httpx.Client(base_url=server, timeout=TIMEOUT) as c:
-        yield c
-    # every case leaves the server alive
-    with httpx.Client(base_url=server, timeout=TIMEOUT) as c:
-        health = c.get("/api/health")
-    assert health.status_code == 200 and health.json()["status"] == "ok"
+TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT)
 
 
 def _compress(client: httpx.Client, data: bytes, name: str = "sample.png", **form: str):
@@ -248,13 +238,8 @@ def test_request_past_the_deadline_is_503_with_retry_after(client, sample_bytes)
         serve_command("--port", str(port), "--no-browser", "--workers", "1", "--timeout",
                       "0.05"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        wait_until_up(process, f"http://127.0.0.1:{port}")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as c:
-            for _ in range(150):  # up to 30 s for the server to listen
-                try:
-                    if c.get("/api/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             response = _compress(c, sample_bytes, k="256")
             assert response.status_code == 503
             assert response.headers["retry-after"] == "1"

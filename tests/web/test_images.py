@@ -19,23 +19,15 @@ pytest.importorskip("fastapi", reason="kmquant serve needs the web extra (pip in
 import httpx  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import kmquant  # noqa: E402
+from .conftest import (  # noqa: E402
+    REQUEST_TIMEOUT,
+    free_port,
+    serve_command,
+    stop,
+    wait_until_up,
+)
 
-from .conftest import free_port, serve_command, stop  # noqa: E402
-
-TIMEOUT = httpx.Timeout(60.0)
-
-
-@pytest.fixture(scope="module")
-def sample_bytes() -> bytes:
-    return kmquant.sample_path().read_bytes()
-
-
-@pytest.fixture
-def client(server) -> httpx.Client:
-    with httpx.Client(base_url=server, timeout=TIMEOUT) as c:
-        yield c
-        assert c.get("/api/health").status_code == 200
+TIMEOUT = httpx.Timeout(REQUEST_TIMEOUT)
 
 
 @pytest.fixture
@@ -187,13 +179,8 @@ def test_signal_stops_the_server_cleanly(sample_bytes, sig):
     process = subprocess.Popen(serve_command("--port", str(port), "--no-browser"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        wait_until_up(process, f"http://127.0.0.1:{port}")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as c:
-            for _ in range(150):
-                try:
-                    if c.get("/api/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             assert c.post("/api/images", files={"file": ("a.png", sample_bytes)}
                           ).status_code == 201
         children = _children(process.pid)
@@ -246,13 +233,8 @@ def test_uploads_never_touch_the_disk(tmp_path):
     process = subprocess.Popen(command, env={**os.environ, "TMPDIR": str(private)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        wait_until_up(process, f"http://127.0.0.1:{port}")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as c:
-            for _ in range(150):
-                try:
-                    if c.get("/api/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             # the worker processes start with the first job: what their start opens there
             # (tempfile's probe of the folder, the forkserver's socket folder) is not an upload
             small = io.BytesIO()

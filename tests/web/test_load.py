@@ -27,7 +27,7 @@ from PIL import Image  # noqa: E402
 
 import kmquant  # noqa: E402
 
-from .conftest import START_TIMEOUT, free_port, serve_command, stop  # noqa: E402
+from .conftest import free_port, serve_command, stop, wait_until_up  # noqa: E402
 
 WORKERS = 2
 #: Clients at once: five times the 2 × WORKERS jobs the server admits, so that most of each
@@ -212,20 +212,8 @@ def start(log: Path) -> tuple[subprocess.Popen, str]:
             serve_command("--port", str(port), "--no-browser", "--workers", str(WORKERS)),
             stdout=subprocess.DEVNULL, stderr=err)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"kmquant serve ended with {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            stop(process)
-            pytest.fail(f"kmquant serve did not answer within {START_TIMEOUT:g} s: "
-                        f"{log.read_text()}")
-        time.sleep(0.2)
+    wait_until_up(process, url, log)
+    return process, url
 
 
 @pytest.fixture(scope="module")

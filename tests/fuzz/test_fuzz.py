@@ -28,7 +28,7 @@ REGRESSION_NAME = re.compile(r"^(?P<what>[^.]+)\.exit(?P<code>\d{1,3})(\.[A-Za-z
 ALLOWLIST = {"PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP", "TGA", "PPM", "QOI", "ICO"} | (
     {"AVIF"} if features.check("avif") else set())
 #: length of the short atheris run in seconds (``make fuzz``: FUZZ_SECONDS, 10 minutes)
-FUZZ_SECONDS = int(os.environ.get("KMQUANT_FUZZ_SECONDS", "30"))
+FUZZ_SECONDS = int(os.environ.get("KMQUANT_FUZZ_SECONDS", "20"))
 
 
 def _seeds() -> list[Path]:

@@ -111,7 +111,7 @@ def test_progress_follows_a_ticket_while_it_works(server, client, image_id):
     watcher.start()
     try:
         response = client.post("/api/sweep", data={"image": image_id, "ticket": "sweep-1",
-                                                   "k": "2:256"})
+                                                   "k": "2:64"})
     finally:
         done.set()
         watcher.join()

@@ -60,8 +60,8 @@ MMAP_THRESHOLD = 128 * 1024
 
 
 def give_back_freed_memory() -> None:
-    """Make glibc return large freed buffers to the system, in this process and in the worker
-    processes started after this call.
+    """Make glibc return large freed buffers to the system, in this process (the server and
+    each worker call it; an environment variable would reach the browser the server opens).
 
     glibc raises its mmap threshold once a large buffer is freed, so that later upload-sized
     buffers (0.1 to 50 MB) come from the heap and stay with the process after the request
@@ -69,7 +69,6 @@ def give_back_freed_memory() -> None:
     threshold of 128 KiB keeps them mmapped: the memory goes back when a request ends, at no
     measurable cost in speed. Nothing is done on other C libraries.
     """
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))  # read at start-up
     try:
         import ctypes
 

@@ -34,7 +34,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     InvalidOptionError
         The address cannot be listened on (the port is taken, say).
     """
-    give_back_freed_memory()  # before the workers start: they inherit it
+    give_back_freed_memory()  # the workers call it too (kmquant.web.jobs.worker_init)
     server = _Server(uvicorn.Config(create_app(settings), host=host, port=port,
                                            log_level="warning"))
     if open_browser:

@@ -246,7 +246,9 @@ def _connect(scheduler: str | None, workers: int) -> tuple[Any, Any]:
     # it so (Python leaves an ignored SIGINT alone), and this client alone stops the batch
     # and closes them. Its HTTP server (health checks) on a free port of 127.0.0.1.
     # The workers' statistical profiler (a stack sample every 10 ms) serves the dashboard,
-    # which a batch does not show: off.
+    # which a batch does not show: off. Dask's own logs stay quiet up to CRITICAL: what goes
+    # wrong with a file is its record, and a stop by Ctrl-C can race a worker's heartbeat
+    # against the scheduler's close, which Dask logs as an ERROR with a traceback.
     import dask
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -254,7 +256,7 @@ def _connect(scheduler: str | None, workers: int) -> tuple[Any, Any]:
         with dask.config.set({"distributed.worker.profile.enabled": False}):
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
                                    threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     finally:
         signal.signal(signal.SIGINT, previous)
     return Client(cluster), cluster
